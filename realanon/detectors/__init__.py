@@ -1,0 +1,1 @@
+"""Detectors: each returns :class:`realanon.structures.Detections` for an RGB frame."""

@@ -1,0 +1,1 @@
+"""Generators: baselines (blur, pixelate, mask) and realistic synthesis, one file each."""

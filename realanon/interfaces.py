@@ -1,0 +1,40 @@
+"""The small protocols the pipeline is built from.
+
+A detector, a generator and a post-processor are each one call. Anything with the right
+call works: a registered class, a plug-in from another package, or a plain function.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from realanon.structures import Detections, GenerationBatch
+
+
+@runtime_checkable
+class Detector(Protocol):
+    """Finds faces or people in an RGB ``(H, W, 3)`` uint8 image."""
+
+    def __call__(self, image: np.ndarray) -> Detections: ...
+
+
+@runtime_checkable
+class Generator(Protocol):
+    """Synthesises the masked part of every crop in a batch.
+
+    Returns one ``(h_i, w_i, 3)`` uint8 RGB array per crop, the same size as the crop.
+    Pixels outside the replace-mask may hold anything; only masked pixels are pasted back.
+    The result must depend only on the batch (including its seeds), so the same seeds give
+    the same output.
+    """
+
+    def __call__(self, batch: GenerationBatch) -> list[np.ndarray]: ...
+
+
+@runtime_checkable
+class PostProcessor(Protocol):
+    """Adjusts generated crops, e.g. to match the colour statistics of the scene."""
+
+    def __call__(self, batch: GenerationBatch, generated: list[np.ndarray]) -> list[np.ndarray]: ...

@@ -1,0 +1,250 @@
+"""Turning detections into regions: crop boxes, replace-masks and feathered blend masks.
+
+Pure functions over numpy arrays. Masks are boolean, True = replace; they never cover
+pixels outside the frame.
+"""
+
+from __future__ import annotations
+
+import math
+
+import cv2
+import numpy as np
+
+from realanon.config import RegionOptions
+from realanon.structures import BoxXYXY, Detection, Detections, IntBoxXYXY, Region
+
+# Index of the eyes in mediapipe's 6-point face layout (right eye, left eye, nose tip,
+# mouth centre, right ear tragion, left ear tragion).
+_FACE6_EYES = (0, 1)
+# Mediapipe's face box runs from the brows to the chin; the forehead lies above it.
+_FOREHEAD_EXTRA = 0.25
+# Fraction of the face, from the top, replaced by the partial-face option.
+PARTIAL_FACE_FRACTION = 0.6
+
+
+def expand_box(box_xyxy: BoxXYXY, margin_x: float, margin_y: float | None = None) -> BoxXYXY:
+    """Grows a box by a fraction of its width and height on every side."""
+    margin_y = margin_x if margin_y is None else margin_y
+    x1, y1, x2, y2 = box_xyxy
+    w, h = x2 - x1, y2 - y1
+    return (x1 - margin_x * w, y1 - margin_y * h, x2 + margin_x * w, y2 + margin_y * h)
+
+
+def round_box(box_xyxy: BoxXYXY) -> IntBoxXYXY:
+    """Rounds a box outwards to integer pixels, keeping it at least 1x1."""
+    x1, y1 = math.floor(box_xyxy[0]), math.floor(box_xyxy[1])
+    x2, y2 = max(math.ceil(box_xyxy[2]), x1 + 1), max(math.ceil(box_xyxy[3]), y1 + 1)
+    return (x1, y1, x2, y2)
+
+
+def clip_box(box_xyxy: IntBoxXYXY, image_size: tuple[int, int]) -> IntBoxXYXY:
+    """Clips an integer box to a frame of ``(height, width)``; may return an empty box."""
+    h, w = image_size
+    x1, y1, x2, y2 = box_xyxy
+    return (min(max(x1, 0), w), min(max(y1, 0), h), min(max(x2, 0), w), min(max(y2, 0), h))
+
+
+def crop_with_padding(image: np.ndarray, box_xyxy: IntBoxXYXY) -> np.ndarray:
+    """Crops ``image`` to ``box_xyxy``, replicating edge pixels where the box leaves the frame.
+
+    Args:
+        image: ``(H, W, C)`` or ``(H, W)`` array.
+        box_xyxy: Integer box, may extend past the frame.
+
+    Returns:
+        A new array of shape ``(y2 - y1, x2 - x1, ...)``.
+    """
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box_xyxy
+    cx1, cy1, cx2, cy2 = clip_box(box_xyxy, (h, w))
+    if cx2 <= cx1 or cy2 <= cy1:
+        return np.zeros((y2 - y1, x2 - x1, *image.shape[2:]), dtype=image.dtype)
+    inner = image[cy1:cy2, cx1:cx2]
+    pad = ((cy1 - y1, y2 - cy2), (cx1 - x1, x2 - cx2)) + ((0, 0),) * (image.ndim - 2)
+    if any(p for pair in pad for p in pair):
+        return np.pad(inner, pad, mode="edge")
+    return inner.copy()
+
+
+def inside_frame_mask(crop_box_xyxy: IntBoxXYXY, image_size: tuple[int, int]) -> np.ndarray:
+    """``(h, w)`` bool mask of the crop pixels that lie inside the frame."""
+    x1, y1, x2, y2 = crop_box_xyxy
+    cx1, cy1, cx2, cy2 = clip_box(crop_box_xyxy, image_size)
+    inside = np.zeros((y2 - y1, x2 - x1), dtype=bool)
+    inside[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1] = True
+    return inside
+
+
+def face_roll(detection: Detection) -> float:
+    """In-plane rotation of a face in radians, from its eyes when known, else 0."""
+    kp = detection.keypoints
+    if kp is None or detection.keypoint_layout != "face6":
+        return 0.0
+    right, left = kp[_FACE6_EYES[0]], kp[_FACE6_EYES[1]]
+    if min(right[2], left[2]) <= 0:
+        return 0.0
+    # The subject's right eye is on the image's left.
+    return math.atan2(float(left[1] - right[1]), float(left[0] - right[0]))
+
+
+def face_ellipse(detection: Detection, margin: float) -> tuple[tuple[float, float], tuple[float, float], float]:
+    """Ellipse covering forehead to chin and ear to ear.
+
+    Returns:
+        ``((cx, cy), (semi_axis_x, semi_axis_y), angle_radians)`` in frame pixels.
+    """
+    x1, y1, x2, y2 = detection.box_xyxy
+    w, h = x2 - x1, y2 - y1
+    angle = face_roll(detection)
+    top_extra = _FOREHEAD_EXTRA * h
+    # Centre moves up by half of the added forehead, along the face's own vertical axis.
+    cx = (x1 + x2) / 2 + math.sin(angle) * top_extra / 2
+    cy = (y1 + y2) / 2 - math.cos(angle) * top_extra / 2
+    semi_x = w * (0.5 + margin)
+    semi_y = (h + top_extra) * (0.5 + margin)
+    return (cx, cy), (semi_x, semi_y), angle
+
+
+def face_region_box(detection: Detection, options: RegionOptions) -> BoxXYXY:
+    """Axis-aligned box that contains the face mask, whatever its shape and rotation."""
+    (cx, cy), (ax, ay), _ = face_ellipse(detection, options.face_margin)
+    r = max(ax, ay)
+    box = (cx - r, cy - r, cx + r, cy + r)
+    if options.face_shape == "hull" and detection.keypoints is not None and len(detection.keypoints) >= 3:
+        hull = _grown_hull(detection.keypoints[:, :2], options.face_margin)
+        hx1, hy1 = hull.min(axis=0)
+        hx2, hy2 = hull.max(axis=0)
+        box = (min(box[0], hx1), min(box[1], hy1), max(box[2], hx2), max(box[3], hy2))
+    return box
+
+
+def _grown_hull(points_xy: np.ndarray, margin: float) -> np.ndarray:
+    hull = cv2.convexHull(points_xy.astype(np.float32)).reshape(-1, 2)
+    centre = hull.mean(axis=0)
+    return np.asarray(centre + (hull - centre) * (1.0 + 2.0 * margin), dtype=np.float32)
+
+
+def rasterize_face_mask(detection: Detection, crop_box_xyxy: IntBoxXYXY, options: RegionOptions) -> np.ndarray:
+    """Face replace-mask in crop coordinates (not yet clipped to the frame)."""
+    x0, y0, x1, y1 = crop_box_xyxy
+    canvas = np.zeros((y1 - y0, x1 - x0), dtype=np.uint8)
+    (cx, cy), (ax, ay), angle = face_ellipse(detection, options.face_margin)
+    shape = options.face_shape
+    if shape == "hull" and (detection.keypoints is None or len(detection.keypoints) < 3):
+        shape = "ellipse"
+    if shape == "ellipse":
+        # cv2 draws with integer coordinates; a shift of 4 bits keeps sub-pixel precision.
+        s = 16
+        cv2.ellipse(
+            canvas,
+            (round((cx - x0) * s), round((cy - y0) * s)),
+            (max(1, round(ax * s)), max(1, round(ay * s))),
+            math.degrees(angle), 0, 360, 1, thickness=-1, lineType=cv2.LINE_8, shift=4,
+        )
+    elif shape == "hull":
+        hull = _grown_hull(detection.keypoints[:, :2], options.face_margin)  # type: ignore[index]
+        cv2.fillConvexPoly(canvas, np.round(hull - (x0, y0)).astype(np.int32), 1)
+    else:
+        bx1, by1, bx2, by2 = round_box(expand_box(detection.box_xyxy, options.face_margin))
+        canvas[max(by1 - y0, 0) : max(by2 - y0, 0), max(bx1 - x0, 0) : max(bx2 - x0, 0)] = 1
+    mask = canvas.astype(bool)
+    if options.partial_face:
+        mask &= _upper_part(crop_box_xyxy, (cx, cy), ay, angle)
+    return mask
+
+
+def _upper_part(crop_box_xyxy: IntBoxXYXY, centre: tuple[float, float], semi_y: float, angle: float) -> np.ndarray:
+    """Pixels in the top ``PARTIAL_FACE_FRACTION`` of a face, along its own vertical axis."""
+    x0, y0, x1, y1 = crop_box_xyxy
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
+    down = (xs - centre[0]) * -math.sin(angle) + (ys - centre[1]) * math.cos(angle)
+    return np.asarray(down <= -semi_y + 2 * semi_y * PARTIAL_FACE_FRACTION)
+
+
+def body_region_box(detection: Detection, options: RegionOptions) -> BoxXYXY:
+    """Box containing the body mask, grown by the body margin."""
+    box = detection.box_xyxy
+    if detection.mask is not None and detection.mask.any():
+        ys, xs = np.nonzero(detection.mask)
+        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    h = box[3] - box[1]
+    m = options.body_margin * h
+    return (box[0] - m, box[1] - m, box[2] + m, box[3] + m)
+
+
+def rasterize_body_mask(detection: Detection, crop_box_xyxy: IntBoxXYXY, options: RegionOptions) -> np.ndarray:
+    """Body replace-mask in crop coordinates: the instance mask dilated by the margin, else the box."""
+    x0, y0, x1, y1 = crop_box_xyxy
+    if detection.mask is None or not detection.mask.any():
+        bx1, by1, bx2, by2 = round_box(body_region_box(detection, options))
+        mask = np.zeros((y1 - y0, x1 - x0), dtype=bool)
+        mask[max(by1 - y0, 0) : max(by2 - y0, 0), max(bx1 - x0, 0) : max(bx2 - x0, 0)] = True
+        return mask
+    mask = crop_with_padding(detection.mask.astype(np.uint8), crop_box_xyxy)
+    mask[~inside_frame_mask(crop_box_xyxy, detection.mask.shape)] = 0
+    radius = round(options.body_margin * (detection.box_xyxy[3] - detection.box_xyxy[1]))
+    if radius > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
+        mask = cv2.dilate(mask, kernel)
+    return mask.astype(bool)
+
+
+def feather_mask(replace_mask: np.ndarray, feather_px: float) -> np.ndarray:
+    """Alpha that ramps from 0 at the mask's edge to 1 ``feather_px`` pixels inside it.
+
+    Args:
+        replace_mask: ``(h, w)`` bool.
+        feather_px: Ramp width in pixels; 0 gives a hard edge.
+
+    Returns:
+        ``(h, w)`` float32 in [0, 1], exactly 0 outside ``replace_mask``.
+    """
+    if feather_px < 1:
+        return replace_mask.astype(np.float32)
+    # Pad with a background border so the crop's own edge does not count as the mask's edge.
+    padded = np.pad(replace_mask.astype(np.uint8), 1, constant_values=0)
+    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    return np.clip(dist / float(feather_px), 0.0, 1.0).astype(np.float32) * replace_mask
+
+
+def make_region(detection: Detection, image_size: tuple[int, int], options: RegionOptions) -> Region | None:
+    """Builds the region for one detection, or None when it covers no pixel of the frame."""
+    if detection.kind == "face":
+        region_box = face_region_box(detection, options)
+    else:
+        region_box = body_region_box(detection, options)
+    rw, rh = region_box[2] - region_box[0], region_box[3] - region_box[1]
+    if options.min_size and max(rw, rh) < options.min_size:
+        return None
+    crop_box = round_box(expand_box(region_box, options.context))
+    if detection.kind == "face":
+        mask = rasterize_face_mask(detection, crop_box, options)
+    else:
+        mask = rasterize_body_mask(detection, crop_box, options)
+    mask &= inside_frame_mask(crop_box, image_size)
+    if not mask.any():
+        return None
+    # The soft edge stays inside the margin, so the detection itself is fully replaced.
+    if detection.kind == "face":
+        margin_px = options.face_margin * min(detection.width, detection.height)
+    else:
+        margin_px = options.body_margin * detection.height
+    feather_px = min(options.feather * min(rw, rh), margin_px)
+    return Region(detection, crop_box, mask, feather_mask(mask, feather_px))
+
+
+def build_regions(detections: Detections, options: RegionOptions) -> list[Region]:
+    """Builds one region per detection that covers at least one pixel of the frame."""
+    regions = (make_region(d, detections.image_size, options) for d in detections)
+    return [r for r in regions if r is not None]
+
+
+def union_mask(regions: list[Region] | tuple[Region, ...], image_size: tuple[int, int]) -> np.ndarray:
+    """``(H, W)`` bool union of every region's replace-mask in frame coordinates."""
+    union = np.zeros(image_size, dtype=bool)
+    for region in regions:
+        x1, y1, x2, y2 = region.crop_box_xyxy
+        cx1, cy1, cx2, cy2 = clip_box(region.crop_box_xyxy, image_size)
+        union[cy1:cy2, cx1:cx2] |= region.replace_mask[cy1 - y1 : cy2 - y1, cx1 - x1 : cx2 - x1]
+    return union

@@ -6,7 +6,7 @@ call works: a registered class, a plug-in from another package, or a plain funct
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -38,3 +38,29 @@ class PostProcessor(Protocol):
     """Adjusts generated crops, e.g. to match the colour statistics of the scene."""
 
     def __call__(self, batch: GenerationBatch, generated: list[np.ndarray]) -> list[np.ndarray]: ...
+
+
+@runtime_checkable
+class LatentGenerator(Generator, Protocol):
+    """A generator whose output is a differentiable function of a latent per region.
+
+    The latent-optimisation harmonizer uses these three calls; ``__call__(batch)`` must equal
+    ``finalize(batch, synthesize(batch, init_latents(batch))[0])``.
+    """
+
+    def init_latents(self, batch: GenerationBatch) -> Any:
+        """``(N, ...)`` torch tensor of latents, drawn from each region's seed."""
+        ...
+
+    def synthesize(self, batch: GenerationBatch, latents: Any) -> tuple[Any, Any]:
+        """Differentiable synthesis.
+
+        Returns:
+            ``(images, masks)``: ``(N, 3, S, S)`` float tensor in [0, 1] at the generator's
+            working resolution, and ``(N, 1, S, S)`` float tensor, 1 where pixels are synthesised.
+        """
+        ...
+
+    def finalize(self, batch: GenerationBatch, images: Any) -> list[np.ndarray]:
+        """Maps working-resolution images back to ``(h_i, w_i, 3)`` uint8 crops."""
+        ...

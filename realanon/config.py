@@ -99,8 +99,15 @@ class AnonymizerConfig:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
 
     def replace(self, **changes: Any) -> AnonymizerConfig:
-        """Returns a copy with ``changes`` applied (dotted keys allowed, e.g. ``regions.feather``)."""
-        return config_from_dict(_merge(dataclasses.asdict(self), _nest(changes)))
+        """Returns a copy with ``changes`` applied.
+
+        A plain key replaces the value (``method_options={}`` clears it); a dotted key
+        changes one entry of a table (``**{"regions.feather": 0.1}``).
+        """
+        data = dataclasses.asdict(self)
+        data.update({k: v for k, v in changes.items() if "." not in k})
+        dotted = {k: v for k, v in changes.items() if "." in k}
+        return config_from_dict(_merge(data, _nest(dotted)))
 
 
 def preset_path(name: str | Path) -> Path:
@@ -142,6 +149,12 @@ def load_preset(name: str | Path, overrides: Iterable[str] = ()) -> AnonymizerCo
         parent_data = _read_toml(preset_path(parent))
         if "based_on" in parent_data:
             raise ConfigError(f"{path}: based_on {parent!r} is itself based on another preset (one level only)")
+        # Options belong to the component they were written for: a child that names another
+        # detector/method/harmonizer does not inherit the parent's options for it.
+        for name, options in (("detector", "detector_options"), ("method", "method_options"),
+                              ("harmonize", "harmonize_options")):
+            if name in data and data[name] != parent_data.get(name):
+                parent_data.pop(options, None)
         data = _merge(parent_data, data)
     data = _merge(data, parse_overrides(overrides))
     try:
@@ -152,13 +165,18 @@ def load_preset(name: str | Path, overrides: Iterable[str] = ()) -> AnonymizerCo
 
 def parse_overrides(overrides: Iterable[str]) -> dict[str, Any]:
     """Turns ``["a.b=1", "c=x"]`` into ``{"a": {"b": 1}, "c": "x"}``."""
+    return _nest(parse_flat_overrides(overrides))
+
+
+def parse_flat_overrides(overrides: Iterable[str]) -> dict[str, Any]:
+    """Turns ``["a.b=1", "c=x"]`` into ``{"a.b": 1, "c": "x"}``."""
     flat: dict[str, Any] = {}
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"--set expects key=value, got {item!r}")
         flat[key.strip()] = _parse_value(raw.strip())
-    return _nest(flat)
+    return flat
 
 
 def _parse_value(raw: str) -> Any:

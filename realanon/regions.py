@@ -14,9 +14,11 @@ import numpy as np
 from realanon.config import RegionOptions
 from realanon.structures import BoxXYXY, Detection, Detections, IntBoxXYXY, Region
 
-# Index of the eyes in mediapipe's 6-point face layout (right eye, left eye, nose tip,
-# mouth centre, right ear tragion, left ear tragion).
-_FACE6_EYES = (0, 1)
+# Index of the (subject's right, subject's left) eye in each face keypoint layout: mediapipe's
+# 6 points (right eye, left eye, nose tip, mouth centre, right ear, left ear), CenterFace's 5
+# (eyes, nose, mouth corners; image-left eye first) and the outer eye corners of the 478-point
+# face mesh. The subject's right eye is on the image's left in every layout.
+FACE_EYES = {"face6": (0, 1), "face5": (0, 1), "face_mesh478": (33, 263)}
 # Mediapipe's face box runs from the brows to the chin; the forehead lies above it.
 _FOREHEAD_EXTRA = 0.25
 # Fraction of the face, from the top, replaced by the partial-face option.
@@ -79,9 +81,10 @@ def inside_frame_mask(crop_box_xyxy: IntBoxXYXY, image_size: tuple[int, int]) ->
 def face_roll(detection: Detection) -> float:
     """In-plane rotation of a face in radians, from its eyes when known, else 0."""
     kp = detection.keypoints
-    if kp is None or detection.keypoint_layout != "face6":
+    eyes = FACE_EYES.get(detection.keypoint_layout or "")
+    if kp is None or eyes is None or len(kp) <= max(eyes):
         return 0.0
-    right, left = kp[_FACE6_EYES[0]], kp[_FACE6_EYES[1]]
+    right, left = kp[eyes[0]], kp[eyes[1]]
     if min(right[2], left[2]) <= 0:
         return 0.0
     # The subject's right eye is on the image's left.
@@ -150,16 +153,27 @@ def rasterize_face_mask(detection: Detection, crop_box_xyxy: IntBoxXYXY, options
         canvas[max(by1 - y0, 0) : max(by2 - y0, 0), max(bx1 - x0, 0) : max(bx2 - x0, 0)] = 1
     mask = canvas.astype(bool)
     if options.partial_face:
-        mask &= _upper_part(crop_box_xyxy, (cx, cy), ay, angle)
+        mask &= upper_part(mask, angle)
     return mask
 
 
-def _upper_part(crop_box_xyxy: IntBoxXYXY, centre: tuple[float, float], semi_y: float, angle: float) -> np.ndarray:
-    """Pixels in the top ``PARTIAL_FACE_FRACTION`` of a face, along its own vertical axis."""
-    x0, y0, x1, y1 = crop_box_xyxy
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float32) + 0.5
-    down = (xs - centre[0]) * -math.sin(angle) + (ys - centre[1]) * math.cos(angle)
-    return np.asarray(down <= -semi_y + 2 * semi_y * PARTIAL_FACE_FRACTION)
+def upper_part(mask: np.ndarray, angle: float, fraction: float = PARTIAL_FACE_FRACTION) -> np.ndarray:
+    """The top ``fraction`` of a face mask, measured along the face's own vertical axis.
+
+    Args:
+        mask: ``(h, w)`` bool face mask (any shape: ellipse, landmark hull or box).
+        angle: In-plane rotation of the face in radians (see :func:`face_roll`).
+        fraction: Share of the mask's extent along that axis to keep, from the top.
+
+    Returns:
+        ``(h, w)`` bool, True on the kept pixels of ``mask`` (the eyes and brows at 0.6).
+    """
+    if not mask.any():
+        return mask.copy()
+    ys, xs = np.mgrid[0 : mask.shape[0], 0 : mask.shape[1]].astype(np.float32) + 0.5
+    down = xs * -math.sin(angle) + ys * math.cos(angle)
+    top, bottom = float(down[mask].min()) - 0.5, float(down[mask].max()) + 0.5
+    return np.asarray(mask & (down <= top + fraction * (bottom - top)))
 
 
 def body_region_box(detection: Detection, options: RegionOptions) -> BoxXYXY:

@@ -14,10 +14,12 @@ from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
+from realanon.errors import ConfigError
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 
-class UnknownNameError(KeyError):
+class UnknownNameError(ConfigError, KeyError):
     """Raised when a name is not in a registry."""
 
     def __str__(self) -> str:  # KeyError quotes its message; we want it plain.
@@ -128,7 +130,14 @@ GENERATORS = Registry(
         "realanon.generators.mask",
     ),
 )
-POSTPROCESSORS = Registry("post-processor", "realanon.postprocessors", ())
+POSTPROCESSORS = Registry(
+    "post-processor",
+    "realanon.postprocessors",
+    (
+        "realanon.postprocess.match",
+        "realanon.postprocess.latent",
+    ),
+)
 
 register_detector = DETECTORS.register
 register_generator = GENERATORS.register

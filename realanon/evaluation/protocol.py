@@ -1,0 +1,309 @@
+"""The evaluation protocol: what data, which methods, which metrics, how many seeds.
+
+A protocol is a TOML file (see ``eval/small.toml``). Sections map onto the frozen dataclasses
+below; unknown keys are refused. Methods are anonymizer configs: a preset name from
+``configs/`` or an inline table. ``original`` (no anonymization), ``blur`` and ``mask`` are
+always evaluated, and ``include_registered = true`` adds every registered generator.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from realanon.config import AnonymizerConfig, config_from_dict, load_preset
+from realanon.errors import ConfigError
+
+ORIGINAL = "original"
+ALWAYS = ("blur", "mask")
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method under evaluation.
+
+    Attributes:
+        name: Label used in the report.
+        config: The anonymizer config (its ``target`` is replaced by each task's target);
+            None for ``original``, which leaves images untouched.
+    """
+
+    name: str
+    config: AnonymizerConfig | None
+
+
+@dataclass(frozen=True)
+class DataOptions:
+    """The person-detection dataset used by the utility tasks and the video leak check.
+
+    Attributes:
+        source: ``"vtest"`` (frames of ``vtest.avi`` with pseudo-ground-truth boxes, split by
+            time) or ``"coco"`` (COCO-format annotation files the user provides).
+        frames: vtest: number of frames sampled (evenly over the video).
+        train_fraction: vtest: the first part of the video is train, the rest validation.
+        scale: vtest: frames are resized by this factor before everything else.
+        pseudo_gt: vtest: ``"hog"`` (OpenCV's people detector) or a registered body detector.
+        pseudo_gt_upscale: vtest: the frame is enlarged by this factor for the HOG detector,
+            which cannot see people under 128 px tall.
+        train_images, train_annotations, val_images, val_annotations: coco: paths.
+        max_train_images, max_val_images: coco: keep at most this many (0 = all).
+        category: Name of the person category (``AP_person`` and the anonymized kind).
+    """
+
+    source: Literal["vtest", "coco"] = "vtest"
+    frames: int = 120
+    train_fraction: float = 0.7
+    scale: float = 0.5
+    pseudo_gt: str = "hog"
+    pseudo_gt_upscale: float = 1.3
+    train_images: str = ""
+    train_annotations: str = ""
+    val_images: str = ""
+    val_annotations: str = ""
+    max_train_images: int = 0
+    max_val_images: int = 0
+    category: str = "person"
+
+
+@dataclass(frozen=True)
+class DetectionTaskOptions:
+    """Train-on-anonymized, test-on-original with a torchvision R-CNN.
+
+    Attributes:
+        enabled: Run this task.
+        task: ``"boxes"`` (Faster R-CNN), ``"masks"`` (Mask R-CNN) or ``"keypoints"`` (Keypoint R-CNN).
+        backbone: ``"tiny"`` (a few conv layers, for CPU), ``"mobilenet_v3"`` or ``"resnet50"``.
+        steps: Optimiser steps.
+        batch_size: Images per step.
+        lr: SGD learning rate.
+        min_size, max_size: Resize limits of the torchvision transform.
+    """
+
+    enabled: bool = True
+    task: Literal["boxes", "masks", "keypoints"] = "boxes"
+    backbone: Literal["tiny", "mobilenet_v3", "resnet50"] = "tiny"
+    steps: int = 200
+    batch_size: int = 4
+    lr: float = 0.02
+    min_size: int = 288
+    max_size: int = 384
+
+
+@dataclass(frozen=True)
+class ClassificationTaskOptions:
+    """Person-vs-background patches: a small CNN trained on anonymized, validated on originals.
+
+    Attributes:
+        enabled: Run this task.
+        steps: Optimiser steps.
+        batch_size: Patches per step.
+        lr: Adam learning rate.
+        negatives_per_image: Background patches sampled per image.
+    """
+
+    enabled: bool = True
+    steps: int = 150
+    batch_size: int = 32
+    lr: float = 2e-3
+    negatives_per_image: int = 3
+
+
+@dataclass(frozen=True)
+class RetentionOptions:
+    """Run a downstream detector on original and anonymized validation images.
+
+    Attributes:
+        enabled: Run this task.
+        detectors: ``"hog"`` or registered detector names.
+        score_threshold: Original predictions above this are the pseudo-ground-truth.
+    """
+
+    enabled: bool = True
+    detectors: tuple[str, ...] = ("hog",)
+    score_threshold: float = 0.5
+
+
+@dataclass(frozen=True)
+class UtilityOptions:
+    """Utility side: which target the methods replace and the three tasks."""
+
+    target: Literal["face", "body"] = "body"
+    detection: DetectionTaskOptions = field(default_factory=DetectionTaskOptions)
+    classification: ClassificationTaskOptions = field(default_factory=ClassificationTaskOptions)
+    retention: RetentionOptions = field(default_factory=RetentionOptions)
+
+
+@dataclass(frozen=True)
+class PrivacyOptions:
+    """Privacy side on face crops of known identities.
+
+    Attributes:
+        enabled: Run the privacy attacks.
+        identities: ``"openpeople"`` or a folder with one sub-folder of images per identity.
+        max_side: Images are shrunk to this long side before face detection.
+        min_face: Faces narrower than this (pixels, after shrinking) are skipped.
+        max_faces_per_identity: Keep at most this many faces per identity (0 = all).
+        test_fraction: Share of each identity's faces the attacks are tested on.
+        pca_components: Components of the PCA+kNN attack.
+        cnn_steps: Steps of the CNN attack.
+        dlib: Compute the dlib identity distance.
+        centerface: Compute the CenterFace re-detection rate.
+    """
+
+    enabled: bool = True
+    identities: str = "openpeople"
+    max_side: int = 1280
+    min_face: int = 40
+    max_faces_per_identity: int = 0
+    test_fraction: float = 0.4
+    pca_components: int = 32
+    cnn_steps: int = 200
+    dlib: bool = True
+    centerface: bool = True
+
+
+@dataclass(frozen=True)
+class LeakOptions:
+    """Video leak check: people in the original not covered by any replaced region.
+
+    Attributes:
+        enabled: Run the check.
+        frames: Validation frames checked.
+        coverage: A reference person counts as covered when this share of its box is replaced.
+    """
+
+    enabled: bool = True
+    frames: int = 30
+    coverage: float = 0.5
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A full evaluation protocol."""
+
+    name: str
+    methods: tuple[MethodSpec, ...]
+    seeds: tuple[int, ...] = (0, 1)
+    device: str = "cpu"
+    threads: int = 1
+    examples: int = 3
+    data: DataOptions = field(default_factory=DataOptions)
+    utility: UtilityOptions = field(default_factory=UtilityOptions)
+    privacy: PrivacyOptions = field(default_factory=PrivacyOptions)
+    leak: LeakOptions = field(default_factory=LeakOptions)
+    source: Mapping[str, Any] = field(default_factory=dict)
+
+    def fingerprint(self, *parts: Any) -> str:
+        """A short hash of ``parts`` (dataclasses or plain data), for resuming."""
+        blob = json.dumps([_plain(p) for p in parts], sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _plain(value: Any) -> Any:
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    return value
+
+
+def _build(cls: type, data: Mapping[str, Any], where: str) -> Any:
+    known = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise ConfigError(f"[{where}] unknown key(s): {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        sub = _NESTED.get((cls, key))
+        if sub is not None:
+            value = _build(sub, value, f"{where}.{key}")
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[key] = value
+    return cls(**values)
+
+
+_NESTED: dict[tuple[type, str], type] = {
+    (UtilityOptions, "detection"): DetectionTaskOptions,
+    (UtilityOptions, "classification"): ClassificationTaskOptions,
+    (UtilityOptions, "retention"): RetentionOptions,
+}
+
+
+def parse_method(entry: str | Mapping[str, Any]) -> MethodSpec:
+    """Turns a preset name or an inline table into a :class:`MethodSpec`.
+
+    An inline table may hold ``name``, ``preset`` (a preset to start from) and any
+    :class:`~realanon.config.AnonymizerConfig` key.
+    """
+    if isinstance(entry, str):
+        if entry == ORIGINAL:
+            return MethodSpec(ORIGINAL, None)
+        return MethodSpec(Path(entry).stem, load_preset(entry))
+    table = dict(entry)
+    preset = table.pop("preset", None)
+    name = table.pop("name", None) or preset or table.get("method")
+    if not name:
+        raise ConfigError(f"method entry needs a name, preset or method: {entry!r}")
+    if name == ORIGINAL and preset is None and "method" not in table:
+        return MethodSpec(ORIGINAL, None)
+    base = load_preset(preset) if preset else AnonymizerConfig()
+    config = base.replace(**table) if table else base
+    return MethodSpec(str(name), config)
+
+
+def complete_methods(methods: list[MethodSpec], include_registered: bool) -> tuple[MethodSpec, ...]:
+    """Adds ``original``, ``blur``, ``mask`` (and every registered generator) when missing."""
+    from realanon.registry import GENERATORS
+
+    have_methods = {m.config.method for m in methods if m.config is not None}
+    names = {m.name for m in methods}
+    out = list(methods)
+    if ORIGINAL not in names:
+        out.insert(0, MethodSpec(ORIGINAL, None))
+    extra = list(ALWAYS) + (GENERATORS.names() if include_registered else [])
+    for method in extra:
+        if method not in have_methods and method not in names:
+            out.append(MethodSpec(method, AnonymizerConfig(method=method)))
+            have_methods.add(method)
+    return tuple(out)
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Reads a protocol TOML file.
+
+    Raises:
+        ConfigError: on unreadable TOML, unknown keys or bad values.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{path}: no such protocol file")
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise ConfigError(f"{path}: not valid TOML ({err})") from None
+    return protocol_from_dict(data, default_name=path.stem)
+
+
+def protocol_from_dict(data: Mapping[str, Any], default_name: str = "protocol") -> Protocol:
+    """Builds a :class:`Protocol` from parsed TOML."""
+    values = dict(data)
+    source = json.loads(json.dumps(values, default=str))
+    include = bool(values.pop("include_registered", True))
+    methods = complete_methods([parse_method(m) for m in values.pop("methods", [])], include)
+    sections = {"data": DataOptions, "utility": UtilityOptions, "privacy": PrivacyOptions, "leak": LeakOptions}
+    built = {key: _build(cls, values.pop(key, {}), key) for key, cls in sections.items()}
+    seeds = tuple(int(s) for s in values.pop("seeds", (0, 1)))
+    if not seeds:
+        raise ConfigError("seeds must list at least one seed")
+    name = str(values.pop("name", default_name))
+    scalars = {k: values.pop(k) for k in ("device", "threads", "examples") if k in values}
+    if values:
+        raise ConfigError(f"unknown protocol key(s): {', '.join(sorted(values))}")
+    if built["data"].source not in ("vtest", "coco"):
+        raise ConfigError(f"data.source must be vtest or coco, got {built['data'].source!r}")
+    return Protocol(name=name, methods=methods, seeds=seeds, source=source, **scalars, **built)

@@ -1,0 +1,30 @@
+"""Small fakes shared by tests."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from realanon.structures import Detection, Detections, GenerationBatch
+
+
+@dataclass
+class FixedDetector:
+    """Returns the same detections for every image of the right size."""
+
+    detections: tuple[Detection, ...]
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        return Detections(self.detections, image.shape[:2])
+
+
+class FailingGenerator:
+    """Raises on every call: stands in for a generator that breaks mid-video."""
+
+    def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
+        raise RuntimeError("injected fault")
+
+
+def face(x1: float, y1: float, x2: float, y2: float, score: float = 0.9) -> Detection:
+    return Detection((x1, y1, x2, y2), score, "face")

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from realanon.regions import clip_box
-from realanon.structures import Region
+from realanon.structures import Region, image_size
 
 
 def paste_regions(image: np.ndarray, regions: Sequence[Region], generated: Sequence[np.ndarray]) -> np.ndarray:
@@ -27,7 +27,7 @@ def paste_regions(image: np.ndarray, regions: Sequence[Region], generated: Seque
     if len(regions) != len(generated):
         raise ValueError(f"{len(regions)} regions but {len(generated)} generated crops")
     out = image.copy()
-    size = image.shape[:2]
+    size = image_size(image)
     for region, crop in zip(regions, generated):
         if crop.shape[:2] != region.crop_size:
             raise ValueError(f"generated crop {crop.shape[:2]} does not match region {region.crop_size}")

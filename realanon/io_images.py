@@ -37,8 +37,7 @@ def read_image(path: str | Path) -> np.ndarray:
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(path) as img:
                 img.load()
-                img = ImageOps.exif_transpose(img)
-                rgb = img.convert("RGB")
+                rgb = ImageOps.exif_transpose(img).convert("RGB")
     except UnidentifiedImageError:
         raise InputError(path, "not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError, EOFError, Image.DecompressionBombError,

@@ -16,6 +16,7 @@ from realanon.audit import AuditLog, DetectionsFile
 from realanon.errors import InputError
 from realanon.io_images import IMAGE_EXTENSIONS, read_image, write_image_atomic
 from realanon.pipeline import Anonymizer
+from realanon.structures import image_size
 
 log = logging.getLogger(__name__)
 
@@ -138,7 +139,7 @@ def anonymize_image_file(
 ) -> str | None:
     """Anonymizes one image file; returns the fail-closed error message if the frame failed."""
     image = read_image(job.input)
-    given = detections.get(job.input, 0, image.shape[:2]) if detections is not None else None
+    given = detections.get(job.input, 0, image_size(image)) if detections is not None else None
     result = anonymizer(image, given)
     write_image_atomic(job.output, result.image)
     if audit is not None:

@@ -15,7 +15,7 @@ from realanon.errors import ConfigError
 from realanon.interfaces import Detector, Generator, PostProcessor
 from realanon.regions import build_regions, crop_with_padding
 from realanon.registry import DETECTORS, GENERATORS, POSTPROCESSORS
-from realanon.structures import AnonymizedFrame, Detections, GenerationBatch, Kind, Region
+from realanon.structures import AnonymizedFrame, Detections, GenerationBatch, Kind, Region, image_size
 
 log = logging.getLogger(__name__)
 
@@ -103,7 +103,7 @@ class Anonymizer:
             if not self.fail_closed:
                 raise
             log.warning("frame %d failed (%s: %s); writing it fully masked", frame_index, type(err).__name__, err)
-            empty = Detections.empty(image.shape[:2])
+            empty = Detections.empty(image_size(image))
             return AnonymizedFrame(mask_entire_frame(image), empty, (), f"{type(err).__name__}: {err}")
 
     def detect(self, image: np.ndarray) -> Detections:
@@ -119,7 +119,7 @@ class Anonymizer:
 
     def _anonymize(self, image: np.ndarray, detections: Detections | None, frame_index: int) -> AnonymizedFrame:
         detections = self.detect(image) if detections is None else self.select(detections)
-        if detections.image_size != image.shape[:2]:
+        if detections.image_size != image_size(image):
             raise ValueError(f"detections are for size {detections.image_size}, image is {image.shape[:2]}")
         regions = build_regions(detections, self.region_options)
         if not regions:
@@ -161,7 +161,7 @@ class Anonymizer:
 def _call_with_supported(factory: Callable[..., Any], options: dict[str, Any], extras: dict[str, Any]) -> Any:
     """Calls ``factory(**options)``, adding each of ``extras`` the factory accepts."""
     try:
-        params = inspect.signature(factory).parameters
+        params = dict(inspect.signature(factory).parameters)
     except (TypeError, ValueError):
         params = {}
     accepts_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())

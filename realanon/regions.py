@@ -12,7 +12,7 @@ import cv2
 import numpy as np
 
 from realanon.config import RegionOptions
-from realanon.structures import BoxXYXY, Detection, Detections, IntBoxXYXY, Region
+from realanon.structures import BoxXYXY, Detection, Detections, IntBoxXYXY, Region, image_size
 
 # Index of the (subject's right, subject's left) eye in each face keypoint layout: mediapipe's
 # 6 points (right eye, left eye, nose tip, mouth centre, right ear, left ear), CenterFace's 5
@@ -143,11 +143,11 @@ def rasterize_face_mask(detection: Detection, crop_box_xyxy: IntBoxXYXY, options
             canvas,
             (round((cx - x0) * s), round((cy - y0) * s)),
             (max(1, round(ax * s)), max(1, round(ay * s))),
-            math.degrees(angle), 0, 360, 1, thickness=-1, lineType=cv2.LINE_8, shift=4,
+            math.degrees(angle), 0, 360, (1,), thickness=-1, lineType=cv2.LINE_8, shift=4,
         )
     elif shape == "hull":
         hull = _grown_hull(detection.keypoints[:, :2], options.face_margin)  # type: ignore[index]
-        cv2.fillConvexPoly(canvas, np.round(hull - (x0, y0)).astype(np.int32), 1)
+        cv2.fillConvexPoly(canvas, np.round(hull - (x0, y0)).astype(np.int32), (1,))
     else:
         bx1, by1, bx2, by2 = round_box(expand_box(detection.box_xyxy, options.face_margin))
         canvas[max(by1 - y0, 0) : max(by2 - y0, 0), max(bx1 - x0, 0) : max(bx2 - x0, 0)] = 1
@@ -196,7 +196,7 @@ def rasterize_body_mask(detection: Detection, crop_box_xyxy: IntBoxXYXY, options
         mask[max(by1 - y0, 0) : max(by2 - y0, 0), max(bx1 - x0, 0) : max(bx2 - x0, 0)] = True
         return mask
     mask = crop_with_padding(detection.mask.astype(np.uint8), crop_box_xyxy)
-    mask[~inside_frame_mask(crop_box_xyxy, detection.mask.shape)] = 0
+    mask[~inside_frame_mask(crop_box_xyxy, image_size(detection.mask))] = 0
     radius = round(options.body_margin * (detection.box_xyxy[3] - detection.box_xyxy[1]))
     if radius > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))

@@ -70,7 +70,7 @@ class Registry:
             importlib.import_module(module)
         for ep in entry_points(group=self.entry_point_group):
             if ep.name not in self._factories:
-                self._factories[ep.name] = _LazyEntryPoint(ep)
+                self._factories[ep.name] = _LazyEntryPoint(ep)  # type: ignore[assignment]
 
     def names(self) -> list[str]:
         """Sorted names of every registered entry, plug-ins included."""
@@ -128,6 +128,7 @@ GENERATORS = Registry(
         "realanon.generators.blur",
         "realanon.generators.pixelate",
         "realanon.generators.mask",
+        "realanon.generators.donor",
     ),
 )
 POSTPROCESSORS = Registry(

@@ -27,6 +27,11 @@ BoxXYXY = tuple[float, float, float, float]
 IntBoxXYXY = tuple[int, int, int, int]
 
 
+def image_size(image: np.ndarray) -> tuple[int, int]:
+    """``(height, width)`` of an ``(H, W, ...)`` array."""
+    return (int(image.shape[0]), int(image.shape[1]))
+
+
 @dataclass(frozen=True, eq=False)
 class Detection:
     """One detected face or person.

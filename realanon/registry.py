@@ -119,6 +119,8 @@ DETECTORS = Registry(
     (
         "realanon.detectors.mediapipe_face",
         "realanon.detectors.mediapipe_body",
+        "realanon.detectors.centerface",
+        "realanon.detectors.torchvision_rcnn",
     ),
 )
 GENERATORS = Registry(
@@ -129,6 +131,8 @@ GENERATORS = Registry(
         "realanon.generators.pixelate",
         "realanon.generators.mask",
         "realanon.generators.donor",
+        "realanon.generators.gan",
+        "realanon.generators.diffusion",
     ),
 )
 POSTPROCESSORS = Registry(

@@ -35,6 +35,8 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"
+# Only configs, tokenizer files and safetensors are fetched from the hub: never pickles.
+HUB_FILE_PATTERNS = ["*.json", "*.txt", "*.safetensors", "*.model"]
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.\-]*/[\w.\-]+(@[\w.\-/]+)?$")
 
 
@@ -154,23 +156,24 @@ def download_hub_model(hub_id: str) -> Path:
     repo, revision = split_hub_id(hub_id)
     if revision is None:
         log.warning("hub model %s has no pinned revision; pin one with %s@<commit>", repo, repo)
+    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
+    last: Exception = ImportError("huggingface_hub is not installed")
     try:
         from huggingface_hub import snapshot_download
     except ImportError:  # pragma: no cover - huggingface_hub comes with diffusers
-        snapshot_download = None
-    offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
-    if snapshot_download is not None:
+        pass
+    else:
         for local_only in (True,) if offline else (True, False):
             try:
-                return Path(snapshot_download(repo, revision=revision, local_files_only=local_only))
+                return Path(snapshot_download(repo, revision=revision, local_files_only=local_only,
+                                              allow_patterns=HUB_FILE_PATTERNS))
             except Exception as err:  # noqa: BLE001 - any hub failure becomes one clear error
                 last = err
-    else:
-        last = ImportError("huggingface_hub is not installed")
     rev = f" --revision {revision}" if revision else ""
     raise WeightsError(
-        f"model {hub_id!r} is not available offline ({type(last).__name__}). On a machine with a network run "
-        f"`huggingface-cli download {repo}{rev} --local-dir DIR`, copy DIR here and pass model='DIR' "
+        f"model {hub_id!r} is not in the local cache and could not be downloaded ({type(last).__name__}). "
+        f"On a machine with a network run `hf download {repo}{rev} --local-dir DIR` (older huggingface_hub: "
+        f"`huggingface-cli download ...`), copy DIR here and pass model='DIR' "
         f"(a directory with model_index.json or config.json and *.safetensors files)"
     )
 

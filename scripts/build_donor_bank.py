@@ -1,9 +1,12 @@
 """Builds the donor bank of the ``donor`` generator from the openpeople package (MIT).
 
-Every face in every openpeople asset (portraits, selfies, and each view of the character and
-emotion sheets) is detected with mediapipe's full-range face detector, meshed with FaceMesh
-(478 points), cropped square around the face (``--size`` pixels) and stored with its
-landmarks, head pose, mean skin colour and source, in one pickle-free ``bank.npz``::
+Every face in every openpeople asset (portraits, selfies, and each framed tile of the
+character and emotion sheets; tiles where hands or a tongue cover the face are skipped) is
+detected with mediapipe's full-range face detector, meshed with FaceMesh (478 points),
+cropped square around the face (``--size`` pixels; past a tile's frame the tile's edge is
+repeated, so frames and captions never enter a crop) and stored with its landmarks, head
+pose, mouth opening, mean skin colour, person matte and source, in one pickle-free
+``bank.npz``. The build is deterministic (same sha256 on rebuild)::
 
     python scripts/build_donor_bank.py --out weights/donors
 
@@ -53,17 +56,67 @@ class Donor:
     source: str
 
 
+# The emotion sheets share one 4 x 4 layout; these tiles show hands or a tongue over the face.
+EMOTIONS = ("Neutral", "Happy", "Sad", "Angry", "Surprised", "Disgusted", "Scared", "Confused",
+            "Smug", "Flirty", "Thoughtful", "Pensive", "Exhausted", "Shocked", "Playful", "Determined")
+OCCLUDED = frozenset({"Thoughtful", "Exhausted", "Shocked", "Playful"})
+# Sheet frame lines: near-white runs over half the sheet; groups closer than this merge.
+_WHITE, _LINE_GAP, _LINE_INSET = 215, 30, 10
+
+
+def _line_groups(fraction: np.ndarray) -> list[tuple[int, int]]:
+    """``(first, last)`` index of each run where ``fraction`` > 0.5, merging runs < _LINE_GAP apart."""
+    groups: list[list[int]] = []
+    for i in np.flatnonzero(fraction > 0.5):
+        if groups and i - groups[-1][1] < _LINE_GAP:
+            groups[-1][1] = int(i)
+        else:
+            groups.append([int(i), int(i)])
+    return [(a, b) for a, b in groups]
+
+
+def sheet_tiles(image: np.ndarray) -> list[tuple[int, int, int, int]]:
+    """Interiors ``(x1, y1, x2, y2)`` of the framed tiles of a sheet, row by row; [] if none.
+
+    Tiles are drawn with thin white frames; each frame contributes a top and a bottom line
+    (a left and a right line), so the lines pair up.
+    """
+    white = image.min(axis=2) > _WHITE
+    rows, cols = _line_groups(white.mean(axis=1)), _line_groups(white.mean(axis=0))
+    if len(rows) < 2 or len(cols) < 2 or len(rows) % 2 or len(cols) % 2:
+        return []
+    return [
+        (left[0] + _LINE_INSET, top[0] + _LINE_INSET, right[1] - _LINE_INSET, bottom[1] - _LINE_INSET)
+        for top, bottom in zip(rows[::2], rows[1::2])
+        for left, right in zip(cols[::2], cols[1::2])
+    ]
+
+
 def detect_boxes(image: np.ndarray, detector) -> list[tuple[float, float, float, float]]:  # type: ignore[no-untyped-def]
-    """Face boxes (full-resolution pixels) found on a downscaled copy of ``image``."""
+    """Face boxes (pixels of ``image``) found on a copy whose long side is at most DETECT_SIDE."""
     h, w = image.shape[:2]
     scale = min(1.0, DETECT_SIDE / max(h, w))
     small = cv2.resize(image, (round(w * scale), round(h * scale)), interpolation=cv2.INTER_AREA)
-    result = detector.process(small)
+    result = detector.process(np.ascontiguousarray(small))
     boxes = []
-    for det in result.detections or ():
+    for det in sorted(result.detections or (), key=lambda d: -d.score[0]):
         b = det.location_data.relative_bounding_box
         boxes.append((b.xmin * w, b.ymin * h, (b.xmin + b.width) * w, (b.ymin + b.height) * h))
     return boxes
+
+
+def image_parts(path: Path, image: np.ndarray) -> list[tuple[str, np.ndarray, int]]:
+    """``(label, picture, max faces)``: each tile of a sheet, or the whole picture."""
+    tiles = sheet_tiles(image) if "sheet" in path.stem else []
+    if not tiles:
+        return [("", image, 4)]
+    names = EMOTIONS if path.stem == "emotions_sheet" and len(tiles) == len(EMOTIONS) else None
+    parts = []
+    for i, (x1, y1, x2, y2) in enumerate(tiles):
+        label = names[i] if names else f"tile{i}"
+        if label not in OCCLUDED:
+            parts.append((label, image[y1:y2, x1:x2], 1))
+    return parts
 
 
 def donor_from_box(image: np.ndarray, box: tuple[float, float, float, float], mesher: FaceMesher,
@@ -103,17 +156,31 @@ def collect_donors(size: int) -> list[Donor]:
     for person, files in openpeople_images().items():
         for path in files:
             image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
-            boxes = sorted(detect_boxes(image, detector), key=lambda b: (round(b[1] / 200), b[0]))
-            for i, box in enumerate(boxes):
-                found = donor_from_box(image, box, mesher, size)
-                if found is not None:
-                    donors.append(Donor(found[0], found[1], person, f"{person}/assets/{path.name}#{i}"))
-            print(f"{person} {path.name}: {len(boxes)} faces detected, {len(donors)} donors so far", flush=True)
+            for label, part, max_faces in image_parts(path, image):
+                for i, box in enumerate(detect_boxes(part, detector)[:max_faces]):
+                    found = donor_from_box(part, box, mesher, size)
+                    if found is not None:
+                        tag = label or f"face{i}"
+                        donors.append(Donor(found[0], found[1], person, f"{person}/assets/{path.name}#{tag}"))
+            print(f"{person} {path.name}: {len(donors)} donors so far", flush=True)
     return donors
 
 
+def person_alphas(donors: list[Donor]) -> np.ndarray:
+    """``(N, S, S)`` uint8 person matte of each crop (255 = head, hair, neck; 0 = backdrop).
+
+    Made with mediapipe's selfie segmentation; the generator keeps the donor's head and
+    replaces the donor's backdrop with the target's own (blurred) surroundings.
+    """
+    import mediapipe as mp
+
+    with mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0) as segmenter:
+        mattes = [segmenter.process(np.ascontiguousarray(d.crop)).segmentation_mask for d in donors]
+    return np.stack([np.clip(np.rint(m * 255), 0, 255) for m in mattes]).astype(np.uint8)
+
+
 def pack_bank(donors: list[Donor], quality: int) -> dict[str, np.ndarray]:
-    """Arrays of ``bank.npz``: JPEG bytes with offsets, landmarks, pose, skin, ids, triangles."""
+    """Arrays of ``bank.npz``: JPEG bytes with offsets, landmarks, pose, skin, ids, mattes, triangles."""
     jpegs = [cv2.imencode(".jpg", cv2.cvtColor(d.crop, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])[1]
              for d in donors]
     landmarks = np.stack([d.landmarks for d in donors]).astype(np.float32)
@@ -124,6 +191,7 @@ def pack_bank(donors: list[Donor], quality: int) -> dict[str, np.ndarray]:
         "jpeg": np.concatenate([j.reshape(-1) for j in jpegs]).astype(np.uint8),
         "jpeg_offsets": np.cumsum([0] + [j.size for j in jpegs]).astype(np.int64),
         "landmarks": landmarks,
+        "alpha": person_alphas(donors),
         "pose": pose.astype(np.float32),
         "skin_lab": skin.astype(np.float32),
         "mouth_open": np.array([mouth_open(lm) for lm in landmarks], dtype=np.float32),
@@ -136,7 +204,7 @@ def pack_bank(donors: list[Donor], quality: int) -> dict[str, np.ndarray]:
 LICENSE_TEXT = """# Donor bank licence record
 
 `bank.npz` holds face crops and derived data (mediapipe FaceMesh landmarks, head pose, mean
-skin colour) made from the images of the PyPI package **openpeople {version}**
+skin colour, person matte) made from the images of the PyPI package **openpeople {version}**
 (`openpeople/data/curated/P001..P010/assets/*.jpg`). The people shown do not exist: the
 package's metadata says they were generated with an image model. The package is released
 under the MIT licence, reproduced below; this bank is a derivative work under the same terms.
@@ -158,7 +226,7 @@ def write_bank(out: Path, arrays: dict[str, np.ndarray], size: int) -> None:
     version = metadata.version("openpeople")
     dist = metadata.distribution("openpeople")
     licence = next((f for f in dist.files or () if "licenses" in str(f)), None)
-    licence_text = dist.read_text(str(licence)) if licence else "MIT"
+    licence_text = Path(str(licence.locate())).read_text() if licence else "MIT"
     persons, counts = np.unique(arrays["person"], return_counts=True)
     manifest = {
         "name": "donors",

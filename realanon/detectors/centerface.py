@@ -106,8 +106,10 @@ def decode_centerface(
     """
     ys, xs = np.nonzero(heatmap[0, 0] > threshold)
     scores = heatmap[0, 0, ys, xs].astype(np.float32)
-    bh = np.exp(scale[0, 0, ys, xs]) * _STRIDE
-    bw = np.exp(scale[0, 1, ys, xs]) * _STRIDE
+    # A box larger than the input is meaningless; clipping the log-size also avoids overflow.
+    max_log = math.log(max(heatmap.shape[2:]) + 1.0)
+    bh = np.exp(np.minimum(scale[0, 0, ys, xs], max_log)) * _STRIDE
+    bw = np.exp(np.minimum(scale[0, 1, ys, xs], max_log)) * _STRIDE
     cy = (ys + offset[0, 0, ys, xs] + 0.5) * _STRIDE
     cx = (xs + offset[0, 1, ys, xs] + 0.5) * _STRIDE
     x1 = np.maximum(cx - bw / 2, 0)

@@ -1,9 +1,10 @@
 """Every person's whole body, offline: person proposals, then mediapipe pose landmarks (as
 COCO-17) and person segmentation inside each person's crop.
 
-Proposals come from OpenCV's HOG people detector (upscaled so people down to about 64 px
-tall are found) and from one mediapipe pose pass over the whole frame (which finds the most
-prominent person however large). Each proposal is cropped with some context, and mediapipe's
+Proposals come from three cheap-to-costly stages: faces found by mediapipe's full-range face
+detector grown into body boxes (finds seated and partly visible people), one mediapipe pose
+pass over the whole frame (the most prominent person however large), and OpenCV's HOG people
+detector (upright walkers down to ``hog_min_height`` pixels; the slow stage). Each proposal is cropped with some context, and mediapipe's
 pose landmarker and selfie segmenter run on the crop, so every person gets their own
 instance mask; where people overlap, their masks may overlap and the union is replaced.
 """
@@ -12,19 +13,23 @@ from __future__ import annotations
 
 import math
 import threading
+from dataclasses import replace
 from typing import Any
 
 import cv2
 import numpy as np
 
-from realanon.detectors._boxes import nms
+from realanon.detectors._boxes import box_iou, nms
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections
 
 # Mediapipe pose landmark index for each COCO-17 keypoint (nose, eyes, ears, shoulders,
 # elbows, wrists, hips, knees, ankles).
 MEDIAPIPE_TO_COCO17 = (0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28)
-PROPOSALS = ("hog", "pose")
+PROPOSALS = ("faces", "pose", "hog")
+# A face box (brow to chin) grown into the box of a standing person: widths and heights
+# of the face box left/right of its centre, above its top and below its top.
+_FACE_TO_BODY = (2.2, 0.8, 8.0)
 # Context added around a proposal before pose and segmentation (fraction of its size).
 _CROP_CONTEXT_X = 0.35
 _CROP_CONTEXT_Y = 0.15
@@ -44,9 +49,10 @@ class MediaPipeBodyDetector:
 
     Args:
         min_score: Minimum confidence kept (pose presence, or the HOG score when the pose
-            landmarker finds nobody in a proposal: such people keep their box, no mask).
+            landmarker finds nobody in a HOG proposal: such people keep their box, no mask;
+            face and pose proposals without landmarks are dropped).
         mask_threshold: Segmentation probability above which a pixel belongs to the person.
-        proposals: Which proposal stages to run, a subset of ``("hog", "pose")``.
+        proposals: Which proposal stages to run, a subset of ``("faces", "pose", "hog")``.
         hog_min_height: People shorter than this many pixels are searched for by upscaling
             the frame for the HOG detector (its window is 128 px tall); costs time.
         nms_iou: Proposals overlapping by this IoU are the same person.
@@ -75,8 +81,9 @@ class MediaPipeBodyDetector:
         self.max_people = int(max_people)
         self._pose = mp.solutions.pose.Pose(static_image_mode=True, model_complexity=1, min_detection_confidence=0.3)
         self._segmenter = mp.solutions.selfie_segmentation.SelfieSegmentation(model_selection=0)
+        self._faces = mp.solutions.face_detection.FaceDetection(model_selection=1, min_detection_confidence=0.5)
         self._hog = cv2.HOGDescriptor()
-        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        self._hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())  # type: ignore[attr-defined]
         self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray) -> Detections:
@@ -84,9 +91,9 @@ class MediaPipeBodyDetector:
         h, w = image.shape[:2]
         rgb = np.ascontiguousarray(image)
         with self._lock:
-            boxes, scores = self.propose(rgb)
-            items = [self._person(rgb, boxes[i], scores[i]) for i in range(len(boxes))]
-        kept = [d for d in items if d is not None and d.score >= self.min_score]
+            boxes, scores, keep_box = self.propose(rgb)
+            items = [d for i in range(len(boxes)) for d in self._person(rgb, boxes[i], scores[i], keep_box[i])]
+        kept = [d for d in items if d.score >= self.min_score]
         # Two proposals of one person can converge on the same landmarks: merge them.
         # People with landmarks rank above box-only proposals, so a stray HOG box inside a
         # real person never suppresses that person.
@@ -94,34 +101,59 @@ class MediaPipeBodyDetector:
             rank = np.array([d.score + (d.keypoints is not None) for d in kept])
             order = nms(np.array([d.box_xyxy for d in kept]), rank, 0.6, 0.85)
             kept = [kept[i] for i in order]
-        return Detections(tuple(kept), (h, w))
+        return Detections(tuple(separate_masks(kept)), (h, w))
 
-    def propose(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Person proposals: ``(N, 4)`` float XYXY boxes and ``(N,)`` scores in [0, 1], best first."""
+    def propose(self, rgb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Person proposals, best first.
+
+        Returns:
+            ``(N, 4)`` float XYXY boxes, ``(N,)`` scores in [0, 1], and ``(N,)`` bool: keep the
+            bare box when no pose is found in it (HOG proposals, which are whole people).
+        """
         boxes: list[np.ndarray] = []
         scores: list[float] = []
+        if "faces" in self.proposals:
+            fb, fs = face_body_boxes(self._faces, rgb)
+            boxes.extend(fb)
+            scores.extend(fs)
         if "pose" in self.proposals:
             lms = _pose_landmarks(self._pose, rgb)
             if lms is not None and (lms[:, 2] > _VISIBLE).sum() >= 3:
-                boxes.append(np.array(_landmark_box(lms, rgb.shape[:2]), dtype=np.float64))
+                boxes.append(np.array(_landmark_box(lms, (rgb.shape[0], rgb.shape[1])), dtype=np.float64))
                 scores.append(float(np.mean(lms[:, 2])))
+        n_other = len(boxes)
         if "hog" in self.proposals:
             hb, hs = hog_people(self._hog, rgb, self.hog_min_height)
             boxes.extend(hb)
             scores.extend(hs.tolist())
         if not boxes:
-            return np.zeros((0, 4)), np.zeros(0)
+            return np.zeros((0, 4)), np.zeros(0), np.zeros(0, dtype=bool)
         b, s = np.stack(boxes), np.asarray(scores)
+        from_hog = np.arange(len(b)) >= n_other
         keep = nms(b, s, self.nms_iou)[: self.max_people]
-        return b[keep], s[keep]
+        return b[keep], s[keep], from_hog[keep]
 
-    def _person(self, rgb: np.ndarray, box: np.ndarray, score: float) -> Detection | None:
-        """Pose and segmentation inside one proposal's crop."""
+    def _person(self, rgb: np.ndarray, box: np.ndarray, score: float, keep_box: bool) -> list[Detection]:
+        """Pose and segmentation inside one proposal's crop.
+
+        The crop first includes some context; when the pose landmarker finds nobody there
+        (it can fail with several people in view), the bare proposal box is tried. Returns
+        the person found, plus (when ``keep_box``) the bare proposal box when no pose is
+        found or the landmarks belong to someone else in the crop, so it is not lost.
+        """
         h, w = rgb.shape[:2]
-        x1, y1, x2, y2 = box
-        bw, bh = x2 - x1, y2 - y1
-        crop_box = _clip((x1 - _CROP_CONTEXT_X * bw, y1 - _CROP_CONTEXT_Y * bh,
-                          x2 + _CROP_CONTEXT_X * bw, y2 + _CROP_CONTEXT_Y * bh), (h, w))
+        x1, y1, x2, y2 = (float(v) for v in box)
+        box_only = [Detection((x1, y1, x2, y2), score, "body", source="mediapipe_body")] if keep_box else []
+        for cx, cy in ((_CROP_CONTEXT_X, _CROP_CONTEXT_Y), (0.0, 0.0)):
+            bw, bh = x2 - x1, y2 - y1
+            crop_box = _clip((x1 - cx * bw, y1 - cy * bh, x2 + cx * bw, y2 + cy * bh), (h, w))
+            person = self._pose_in_crop(rgb, crop_box)
+            if person is not None:
+                return [person, *box_only] if _iou(person.box_xyxy, box) < 0.3 else [person]
+        return box_only
+
+    def _pose_in_crop(self, rgb: np.ndarray, crop_box: tuple[int, int, int, int]) -> Detection | None:
+        h, w = rgb.shape[:2]
         cx1, cy1, cx2, cy2 = crop_box
         if cx2 - cx1 < 8 or cy2 - cy1 < 8:
             return None
@@ -132,8 +164,7 @@ class MediaPipeBodyDetector:
         crop = np.ascontiguousarray(crop)
         lms = _pose_landmarks(self._pose, crop)
         if lms is None or (lms[:, 2] > _VISIBLE).sum() < 3:
-            box_t = (float(x1), float(y1), float(x2), float(y2))
-            return Detection(box_t, score, "body", source="mediapipe_body")
+            return None
         lms[:, 0] = lms[:, 0] / scale + cx1
         lms[:, 1] = lms[:, 1] / scale + cy1
         seg = self._segmenter.process(crop).segmentation_mask
@@ -142,6 +173,39 @@ class MediaPipeBodyDetector:
             small = cv2.resize(seg, (cx2 - cx1, cy2 - cy1), interpolation=cv2.INTER_LINEAR) > self.mask_threshold
             mask[cy1:cy2, cx1:cx2] = _component_near(small, lms[:, :2] - (cx1, cy1))
         return _body_detection(lms, mask, (h, w))
+
+
+def separate_masks(people: list[Detection]) -> list[Detection]:
+    """Gives each pixel claimed by several people's masks to the one with the nearest landmark.
+
+    Touching people segmented in one crop share a connected component; after this, every
+    instance mask is disjoint from the others and their union is unchanged.
+    """
+    masked = [i for i, d in enumerate(people) if d.mask is not None and d.keypoints is not None]
+    if len(masked) < 2:
+        return people
+    stack = np.stack([people[i].mask for i in masked])  # type: ignore[misc]
+    ys, xs = np.nonzero(stack.sum(axis=0) > 1)
+    if len(ys) == 0:
+        return people
+    pix = np.stack([xs, ys], axis=1).astype(np.float32)
+    dist = np.full((len(masked), len(ys)), np.inf, dtype=np.float32)
+    for row, i in enumerate(masked):
+        kp = people[i].keypoints
+        pts = kp[kp[:, 2] > _VISIBLE, :2] if (kp[:, 2] > _VISIBLE).any() else kp[:, :2]  # type: ignore[index]
+        d = np.linalg.norm(pix[:, None, :] - pts[None, :, :], axis=2).min(axis=1)
+        dist[row] = np.where(stack[row, ys, xs], d, np.inf)
+    owner = dist.argmin(axis=0)
+    out = list(people)
+    for row, i in enumerate(masked):
+        mask = stack[row].copy()
+        mask[ys, xs] = owner == row
+        out[i] = replace(people[i], mask=mask)
+    return out
+
+
+def _iou(a: tuple[float, float, float, float], b: np.ndarray) -> float:
+    return float(box_iou(np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64).reshape(1, 4))[0])
 
 
 def _body_detection(lms: np.ndarray, mask: np.ndarray, size: tuple[int, int]) -> Detection:
@@ -153,6 +217,25 @@ def _body_detection(lms: np.ndarray, mask: np.ndarray, size: tuple[int, int]) ->
                float(max(xs.max() + 1, box[2])), float(max(ys.max() + 1, box[3])))
     return Detection(box, float(np.mean(lms[:, 2])), "body", keypoints=pose_landmarks_to_coco17(lms),
                      keypoint_layout="coco17", mask=mask if mask.any() else None, source="mediapipe_body")
+
+
+def face_body_boxes(faces: Any, rgb: np.ndarray) -> tuple[list[np.ndarray], list[float]]:
+    """Faces found by a mediapipe ``FaceDetection``, grown into standing-person boxes.
+
+    Returns:
+        XYXY boxes in frame pixels (not clipped) and the face scores.
+    """
+    h, w = rgb.shape[:2]
+    result = faces.process(rgb)
+    boxes, scores = [], []
+    side, above, below = _FACE_TO_BODY
+    for det in result.detections or ():
+        rel = det.location_data.relative_bounding_box
+        fx1, fy1, fw, fh = rel.xmin * w, rel.ymin * h, rel.width * w, rel.height * h
+        cx = fx1 + fw / 2
+        boxes.append(np.array([cx - side * fw, fy1 - above * fh, cx + side * fw, fy1 + below * fh]))
+        scores.append(float(det.score[0]) if det.score else 0.0)
+    return boxes, scores
 
 
 def hog_people(hog: Any, rgb: np.ndarray, min_height: int) -> tuple[list[np.ndarray], np.ndarray]:

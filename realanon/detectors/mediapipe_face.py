@@ -158,8 +158,8 @@ def mesh_landmarks(mesh: Any, rgb: np.ndarray, box_xyxy: tuple[float, float, flo
         return None
     ch, cw = crop.shape[:2]
     pts = np.array([[lm.x * cw, lm.y * ch, 1.0] for lm in result.multi_face_landmarks[0].landmark], dtype=np.float32)
-    _, pts = shift_detection_arrays((0, 0, 0, 0), pts, crop_box[0], crop_box[1], scale)
-    return pts
+    _, frame_pts = shift_detection_arrays((0, 0, 0, 0), pts, crop_box[0], crop_box[1], scale)
+    return frame_pts
 
 
 def _crop_padded(rgb: np.ndarray, box: tuple[int, int, int, int]) -> np.ndarray:

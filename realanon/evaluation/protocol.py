@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from realanon.config import AnonymizerConfig, config_from_dict, load_preset
+from realanon.config import AnonymizerConfig, load_preset
 from realanon.errors import ConfigError
 
 ORIGINAL = "original"
@@ -45,7 +45,8 @@ class DataOptions:
     Attributes:
         source: ``"vtest"`` (frames of ``vtest.avi`` with pseudo-ground-truth boxes, split by
             time) or ``"coco"`` (COCO-format annotation files the user provides).
-        frames: vtest: number of frames sampled (evenly over the video).
+        frames: vtest: number of frames sampled (evenly over the first ``video_frames``).
+        video_frames: vtest: how much of the video (795 frames long) is sampled from.
         train_fraction: vtest: the first part of the video is train, the rest validation.
         scale: vtest: frames are resized by this factor before everything else.
         pseudo_gt: vtest: ``"hog"`` (OpenCV's people detector) or a registered body detector.
@@ -58,6 +59,7 @@ class DataOptions:
 
     source: Literal["vtest", "coco"] = "vtest"
     frames: int = 120
+    video_frames: int = 795
     train_fraction: float = 0.7
     scale: float = 0.5
     pseudo_gt: str = "hog"
@@ -90,7 +92,7 @@ class DetectionTaskOptions:
     backbone: Literal["tiny", "mobilenet_v3", "resnet50"] = "tiny"
     steps: int = 200
     batch_size: int = 4
-    lr: float = 0.02
+    lr: float = 0.03
     min_size: int = 288
     max_size: int = 384
 
@@ -122,11 +124,13 @@ class RetentionOptions:
         enabled: Run this task.
         detectors: ``"hog"`` or registered detector names.
         score_threshold: Original predictions above this are the pseudo-ground-truth.
+        upscale: Images are enlarged by this factor for the HOG detector (small people).
     """
 
     enabled: bool = True
     detectors: tuple[str, ...] = ("hog",)
     score_threshold: float = 0.5
+    upscale: float = 1.0
 
 
 @dataclass(frozen=True)

@@ -118,12 +118,12 @@ def mouth_open(landmarks: np.ndarray) -> float:
     return gap / max(height, 1e-6)
 
 
-def skin_mask(landmarks: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
+def skin_mask(landmarks: np.ndarray, size_hw: tuple[int, ...]) -> np.ndarray:
     """``(h, w)`` bool mask of bare skin: the face oval minus eyes, brows and lips (grown)."""
     groups = mesh_groups()
     pts = landmarks[:, :2]
     mask = np.zeros(size_hw, dtype=np.uint8)
-    cv2.fillPoly(mask, [np.round(pts[groups["oval"]]).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [np.round(pts[groups["oval"]]).astype(np.int32)], (1,))
     face_px = float(np.ptp(pts[groups["oval"], 1])) if len(pts) else 0.0
     grow = max(1, round(0.04 * face_px))
     holes = np.zeros_like(mask)
@@ -132,12 +132,22 @@ def skin_mask(landmarks: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
         part = pts[groups[name]]
         for side in (part[:, 0] < pts[:, 0].mean(), part[:, 0] >= pts[:, 0].mean()):
             if name != "lips" and side.sum() >= 3:
-                cv2.fillConvexPoly(holes, cv2.convexHull(np.round(part[side]).astype(np.int32)), 1)
+                cv2.fillConvexPoly(holes, cv2.convexHull(np.round(part[side]).astype(np.int32)), (1,))
         if name == "lips":
-            cv2.fillConvexPoly(holes, cv2.convexHull(np.round(part).astype(np.int32)), 1)
-    holes = cv2.dilate(holes, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    mask = cv2.erode(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
-    return (mask > 0) & (holes == 0)
+            cv2.fillConvexPoly(holes, cv2.convexHull(np.round(part).astype(np.int32)), (1,))
+    kernel = np.ones((2 * grow + 1, 2 * grow + 1), np.uint8)
+    return np.asarray((cv2.erode(mask, kernel) > 0) & (cv2.dilate(holes, kernel) == 0))
+
+
+def soft_face_weight(landmarks: np.ndarray, size_hw: tuple[int, ...]) -> np.ndarray:
+    """``(h, w)`` float32 in [0, 1]: 1 well inside the face oval, ramping to 0 just past it."""
+    oval = landmarks[mesh_groups()["oval"], :2]
+    face_px = max(float(np.ptp(oval[:, 1])), 1.0)
+    mask = np.zeros(size_hw, dtype=np.float32)
+    cv2.fillPoly(mask, [np.round(oval).astype(np.int32)], (1.0,))
+    grow = max(1, round(0.04 * face_px))
+    inner = cv2.erode(mask, np.ones((2 * grow + 1, 2 * grow + 1), np.uint8))
+    return np.asarray(cv2.GaussianBlur(inner, (0, 0), max(1.0, 0.04 * face_px)), dtype=np.float32)
 
 
 def mean_skin_lab(image_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -178,7 +188,7 @@ def similarity_from_points(src_xy: np.ndarray, dst_xy: np.ndarray) -> np.ndarray
 
 
 def piecewise_affine_maps(
-    target_xy: np.ndarray, source_xy: np.ndarray, triangles: np.ndarray, size_hw: tuple[int, int]
+    target_xy: np.ndarray, source_xy: np.ndarray, triangles: np.ndarray, size_hw: tuple[int, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
     """Backward maps for :func:`cv2.remap` that carry each source triangle onto its target one.
 
@@ -196,7 +206,7 @@ def piecewise_affine_maps(
     h, w = size_hw
     tri_id = np.full((h, w), -1, dtype=np.int32)
     for t, tri in enumerate(triangles):
-        cv2.fillConvexPoly(tri_id, np.round(target_xy[tri] * 16).astype(np.int32), t, lineType=cv2.LINE_8, shift=4)
+        cv2.fillConvexPoly(tri_id, np.round(target_xy[tri] * 16).astype(np.int32), (t,), lineType=cv2.LINE_8, shift=4)
     # Per triangle, the affine A with A @ [x, y, 1] = source: solve T^T A^T = S^T in a batch.
     tgt = np.concatenate([target_xy[triangles], np.ones((len(triangles), 3, 1))], axis=2)  # (T, 3, 3)
     src = source_xy[triangles].astype(np.float64)  # (T, 3, 2)

@@ -8,7 +8,6 @@ discriminator sees the image, the mask and the heatmaps. Both work on square ima
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -172,6 +171,12 @@ class SquareFit:
     side: int
 
 
+def square_fit(height: int, width: int) -> SquareFit:
+    """The centred square padding of an ``height x width`` crop."""
+    side = max(height, width)
+    return SquareFit(height, width, (side - height) // 2, (side - width) // 2, side)
+
+
 def fit_square(
     crop: np.ndarray, mask: np.ndarray, size: int
 ) -> tuple[np.ndarray, np.ndarray, SquareFit]:
@@ -188,15 +193,15 @@ def fit_square(
         resize); and the transform.
     """
     h, w = mask.shape
-    side = max(h, w)
-    top, left = (side - h) // 2, (side - w) // 2
+    fit = square_fit(h, w)
+    side, top, left = fit.side, fit.top, fit.left
     pads = ((top, side - h - top), (left, side - w - left))
     square = np.pad(crop, (*pads, (0, 0)), mode="edge")
     square_mask = np.pad(mask.astype(np.float32), pads)
     interp = cv2.INTER_AREA if side > size else cv2.INTER_LINEAR
     image = cv2.resize(square, (size, size), interpolation=interp).astype(np.float32) / 255.0
     coverage = cv2.resize(square_mask, (size, size), interpolation=cv2.INTER_AREA if side > size else cv2.INTER_LINEAR)
-    return image, (coverage > 1e-3).astype(np.float32), SquareFit(h, w, top, left, side)
+    return image, (coverage > 1e-3).astype(np.float32), fit
 
 
 def unfit_square(image: np.ndarray, fit: SquareFit) -> np.ndarray:
@@ -255,13 +260,3 @@ def latent_from_seed(seed: int, dim: int) -> torch.Tensor:
     """``(dim,)`` float32 standard-normal latent drawn from ``seed`` on the CPU (device-independent)."""
     gen = torch.Generator().manual_seed(int(seed) & ((1 << 63) - 1))
     return torch.randn(dim, generator=gen)
-
-
-def ellipse_mask(size: int, centre: tuple[float, float], axes: tuple[float, float], angle: float) -> np.ndarray:
-    """``(size, size)`` float32 filled ellipse (1 inside), angle in radians."""
-    canvas = np.zeros((size, size), dtype=np.uint8)
-    s = 16
-    cv2.ellipse(canvas, (round(centre[0] * s), round(centre[1] * s)),
-                (max(1, round(axes[0] * s)), max(1, round(axes[1] * s))),
-                math.degrees(angle), 0, 360, 1, thickness=-1, shift=4)
-    return canvas.astype(np.float32)

@@ -43,8 +43,8 @@ class LatentOptions:
     steps: int = 30
     lr: float = 0.05
     channels: str = "sv"
-    bins: int = 64
-    resolution: int = 64
+    bins: int = 32
+    resolution: int = 48
     patience: int = 5
     min_improvement: float = 1e-3
     latent_penalty: float = 0.0
@@ -200,8 +200,8 @@ class LatentHistogramMatch:
     steps: int = 30
     lr: float = 0.05
     channels: str = "sv"
-    bins: int = 64
-    resolution: int = 64
+    bins: int = 32
+    resolution: int = 48
     patience: int = 5
     min_improvement: float = 1e-3
     latent_penalty: float = 0.0

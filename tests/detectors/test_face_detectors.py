@@ -1,0 +1,97 @@
+"""Real face detectors on real images: astronaut, openpeople, and a collage of small faces."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from realanon.detectors._boxes import box_iou
+from realanon.detectors.centerface import CenterFaceDetector
+from realanon.detectors.mediapipe_face import MediaPipeFaceDetector
+from realanon.media import openpeople_images
+from realanon.registry import DETECTORS
+
+# The astronaut's face (brow to chin, ear to ear), measured by hand on the image.
+ASTRONAUT_FACE = np.array([175.0, 65.0, 275.0, 175.0])
+
+
+def _matched(truths: list, detections) -> list[bool]:  # type: ignore[no-untyped-def]
+    boxes = np.array([d.box_xyxy for d in detections], dtype=np.float64).reshape(-1, 4)
+    return [bool(len(boxes)) and float(box_iou(np.asarray(t), boxes).max()) >= 0.3 for t in truths]
+
+
+def _check_detection_fields(dets, size, layout, n_kp) -> None:  # type: ignore[no-untyped-def]
+    assert dets.image_size == size
+    for d in dets:
+        assert d.kind == "face"
+        assert 0.0 <= d.score <= 1.0
+        assert d.keypoint_layout == layout
+        assert d.keypoints is not None and d.keypoints.shape == (n_kp, 3)
+        assert d.keypoints.dtype == np.float32
+
+
+@pytest.mark.parametrize("options", [{}, {"landmarks": "mesh"}])
+def test_mediapipe_face_finds_astronaut(astronaut: np.ndarray, options: dict) -> None:
+    dets = MediaPipeFaceDetector(**options)(astronaut)
+    layout, n = ("face_mesh478", 478) if options else ("face6", 6)
+    _check_detection_fields(dets, (512, 512), layout, n)
+    assert _matched([ASTRONAUT_FACE], dets) == [True]
+    best = max(dets, key=lambda d: d.score)
+    # Landmarks lie on the face.
+    x1, y1, x2, y2 = ASTRONAUT_FACE
+    kp = best.keypoints
+    inside = (kp[:, 0] > x1 - 30) & (kp[:, 0] < x2 + 30) & (kp[:, 1] > y1 - 40) & (kp[:, 1] < y2 + 30)
+    assert inside.mean() > 0.95
+
+
+def test_centerface_finds_astronaut(astronaut: np.ndarray) -> None:
+    dets = CenterFaceDetector()(astronaut)
+    _check_detection_fields(dets, (512, 512), "face5", 5)
+    assert len(dets) == 1
+    assert _matched([ASTRONAUT_FACE], dets) == [True]
+    left_eye, right_eye = dets.items[0].keypoints[:2, 0]
+    assert left_eye < right_eye  # image-left eye first, as face_roll expects
+
+
+@pytest.mark.parametrize("factory", [MediaPipeFaceDetector, CenterFaceDetector])
+def test_face_detectors_find_an_openpeople_selfie(factory) -> None:  # type: ignore[no-untyped-def]
+    path = openpeople_images()["P003"][1]
+    image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    dets = factory()(image)
+    assert len(dets) >= 1
+    assert max(d.score for d in dets) > 0.5
+
+
+def test_mediapipe_tiling_finds_small_faces(face_collage) -> None:  # type: ignore[no-untyped-def]
+    image, truths = face_collage
+    untiled = _matched(truths, MediaPipeFaceDetector()(image))
+    tiled_dets = MediaPipeFaceDetector(tile_size=256)(image)
+    tiled = _matched(truths, tiled_dets)
+    assert all(tiled), tiled  # every face, 16 px high included
+    assert not all(untiled[:3])  # the tiles are what find the smallest ones
+    assert len(tiled_dets) <= len(truths) + 1  # tile duplicates are merged
+
+
+def test_centerface_finds_small_faces(face_collage) -> None:  # type: ignore[no-untyped-def]
+    image, truths = face_collage
+    assert all(_matched(truths, CenterFaceDetector()(image)))
+
+
+def test_empty_image_has_no_faces() -> None:
+    image = np.full((240, 320, 3), 128, np.uint8)
+    for detector in (MediaPipeFaceDetector(tile_size=128), CenterFaceDetector()):
+        dets = detector(image)
+        assert len(dets) == 0 and dets.image_size == (240, 320)
+
+
+@pytest.mark.parametrize("options", [{"model": "tiny"}, {"landmarks": "dlib"}, {"tile_size": 10},
+                                     {"tile_overlap": 0.95}])
+def test_mediapipe_face_rejects_bad_options(options: dict) -> None:
+    with pytest.raises(ValueError):
+        MediaPipeFaceDetector(**options)
+
+
+def test_face_detectors_registered() -> None:
+    assert {"mediapipe_face", "centerface"} <= set(DETECTORS.names())
+    assert isinstance(DETECTORS.build("centerface", min_score=0.5), CenterFaceDetector)

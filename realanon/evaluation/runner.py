@@ -144,6 +144,8 @@ class Evaluation:
         pv, seeds, m = self.p.privacy, self.p.seeds, self._method_parts(spec)
         if not pv.enabled:
             return
+        if excludes_donors(spec):
+            m["exclude_own_identity"] = True
         base = (m, pv, seeds[0])
         keys: list[tuple[str, tuple[Any, ...]]] = [(f"reid/{spec.name}/seed{s}", (*base, s)) for s in seeds]
         keys.append((f"identity/{spec.name}", base))
@@ -169,9 +171,13 @@ class Evaluation:
         from realanon.evaluation.methods import build_method
         from realanon.structures import Detections
 
-        fn = build_method(spec, "face", seed=self.p.seeds[0], device=self.p.device)
-        out = [fn(f.image, Detections((f.detection,), f.image.shape[:2]), i).image
-               for i, f in enumerate(tqdm(faces, desc=f"faces {spec.name}", disable=not self.progress, leave=False))]
+        fns: dict[str, Any] = {}
+        out = []
+        for i, f in enumerate(tqdm(faces, desc=f"faces {spec.name}", disable=not self.progress, leave=False)):
+            if f.identity not in fns:  # one anonymizer per identity when the generator can exclude donors
+                own = excluding_identity(spec, f.identity) if excludes_donors(spec) else spec
+                fns[f.identity] = build_method(own, "face", seed=self.p.seeds[0], device=self.p.device)
+            out.append(fns[f.identity](f.image, Detections((f.detection,), f.image.shape[:2]), i).image)
         save_example(self.out / "examples" / f"faces_{spec.name}.jpg", out[:: max(1, len(out) // self.p.examples)][: self.p.examples])
         return out
 
@@ -265,6 +271,33 @@ class _LazyAnonymized:
         boxes = [np.array([inst.box_xyxy for inst in s.instances]) for s in frames]
         frame_share, instance_share = leak_fraction(boxes, masks, p.leak.coverage)
         return {"leaked_frames": frame_share, "leaked_people": instance_share}
+
+
+def excludes_donors(spec: MethodSpec) -> bool:
+    """Whether the method's generator takes ``exclude_persons`` (donor-based generators do)."""
+    import inspect
+
+    from realanon.registry import GENERATORS
+
+    if spec.config is None:
+        return False
+    try:
+        return "exclude_persons" in inspect.signature(GENERATORS.get(spec.config.method)).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def excluding_identity(spec: MethodSpec, identity: str) -> MethodSpec:
+    """The method with ``identity`` excluded from its donors.
+
+    The privacy identities may be people of a donor bank (openpeople is both); a face must
+    never be "replaced" by another picture of the same person.
+    """
+    if spec.config is None:
+        return spec
+    options = dict(spec.config.method_options)
+    options["exclude_persons"] = [*options.get("exclude_persons", ()), identity]
+    return MethodSpec(spec.name, spec.config.replace(method_options=options))
 
 
 def save_example(path: Path, images: list[np.ndarray]) -> None:

@@ -55,3 +55,13 @@ def test_command_line_reports_a_missing_protocol() -> None:
     result = subprocess.run([sys.executable, "-m", "eval", "eval/missing.toml"], cwd=REPO, capture_output=True, text=True)
     assert result.returncode == 2
     assert "no such protocol file" in result.stderr
+
+
+def test_donor_methods_never_use_the_anonymized_person_as_donor() -> None:
+    from realanon.evaluation.runner import excludes_donors, excluding_identity
+
+    donor = parse_method({"name": "donor", "method": "donor"})
+    assert excludes_donors(donor) and not excludes_donors(parse_method("face_blur"))
+    assert not excludes_donors(parse_method("original"))
+    own = excluding_identity(donor, "P003")
+    assert own.config is not None and list(own.config.method_options["exclude_persons"]) == ["P003"]

@@ -54,7 +54,7 @@ def test_astronaut_changes_inside_mask_only(astronaut: np.ndarray) -> None:
     anonymizer = build_anonymizer(AnonymizerConfig(method="donor", fail_closed=False))
     result = anonymizer(astronaut)
     assert len(result.regions) == 1
-    inside = union_mask(result.regions, astronaut.shape[:2])
+    inside = union_mask(result.regions, result.detections.image_size)
     np.testing.assert_array_equal(result.image[~inside], astronaut[~inside])
     diff = np.abs(result.image.astype(np.int16) - astronaut.astype(np.int16)).sum(axis=2)
     # The whole face is new: most masked pixels move by more than JPEG-level noise.
@@ -94,7 +94,7 @@ def test_openpeople_face_is_replaced(portrait: np.ndarray) -> None:
     config = AnonymizerConfig(method="donor", method_options={"exclude_persons": ["P003"]}, fail_closed=False)
     result = build_anonymizer(config)(portrait)
     assert len(result.regions) == 1
-    inside = union_mask(result.regions, portrait.shape[:2])
+    inside = union_mask(result.regions, result.detections.image_size)
     np.testing.assert_array_equal(result.image[~inside], portrait[~inside])
     diff = np.abs(result.image.astype(np.int16) - portrait.astype(np.int16)).sum(axis=2)
     assert (diff[inside] > 12).mean() > 0.5
@@ -104,7 +104,7 @@ def test_openpeople_face_is_replaced(portrait: np.ndarray) -> None:
 def test_fallback_without_mesh_replaces_masked_pixels(generator: DonorFaceSwap, size: int) -> None:
     crop = np.full((size, size, 3), 128, dtype=np.uint8)
     mask = np.zeros((size, size), dtype=bool)
-    cv2.ellipse(mask.view(np.uint8), (size // 2, size // 2), (size // 3, size * 2 // 5), 0, 0, 360, 1, -1)
+    cv2.ellipse(mask.view(np.uint8), (size // 2, size // 2), (size // 3, size * 2 // 5), 0, 0, 360, (1,), -1)
     assert generator.mesher.nearest_face(crop, (size / 2, size / 2)) is None
     out = generator.swap(crop, mask, None, seed=3)
     assert out.shape == crop.shape and out.dtype == np.uint8

@@ -120,7 +120,8 @@ def shift_detection(det: Detection, box: np.ndarray, track_id: int) -> Detection
         keypoints = keypoints.copy()
         keypoints[:, 0] += (box[0] + box[2] - old[0] - old[2]) / 2
         keypoints[:, 1] += (box[1] + box[3] - old[1] - old[3]) / 2
-    return replace(det, box_xyxy=tuple(float(v) for v in box), keypoints=keypoints, mask=None,
+    box_xyxy = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
+    return replace(det, box_xyxy=box_xyxy, keypoints=keypoints, mask=None,
                    track_id=track_id, source="tracker")
 
 

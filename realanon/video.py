@@ -5,8 +5,9 @@ the length of the video (PyAV releases the GIL inside codec work, so the threads
 
 Guarantees:
 
-* same frame count, frame rate (the stream's average rate) and size as the input; odd widths or
-  heights are padded by one edge pixel, because H.264/MPEG-4 in yuv420p need even sizes;
+* same frame count, frame rate and size as the input (a variable-frame-rate input is written at
+  its average rate); odd widths or heights are padded by one edge pixel, because H.264/MPEG-4 in
+  yuv420p need even sizes;
 * the audio stream is copied unchanged unless ``keep_audio=False``;
 * the output is written to a hidden temporary name beside the final one and renamed when
   complete: an interrupted or failed run leaves nothing under the final name; an input is
@@ -128,6 +129,11 @@ def probe_video(path: Path) -> VideoInfo:
                          bool(container.streams.audio))
 
 
+def frame_size(image: np.ndarray) -> tuple[int, int]:
+    """``(height, width)`` of an image array."""
+    return int(image.shape[0]), int(image.shape[1])
+
+
 def _short(err: BaseException) -> str:
     text = str(err).strip() or type(err).__name__
     return text if len(text) < 160 else text[:157] + "..."
@@ -163,6 +169,8 @@ class _Decoder:
                         self.audio.append(packet)
                     continue
                 for frame in packet.decode():
+                    if not isinstance(frame, av.VideoFrame):
+                        continue
                     if not self._put((index, frame.to_ndarray(format="rgb24"))):
                         return
                     index += 1
@@ -327,7 +335,7 @@ class _FrameStage:
         return self._release(len(self.buffer))
 
     def _detect(self, index: int, image: np.ndarray) -> tuple[Detections, str | None]:
-        size = image.shape[:2]
+        size = frame_size(image)
         try:
             if self.given is not None:
                 return self.anonymizer.select(self.given.get(self.input_path, index, size)), None
@@ -362,12 +370,12 @@ class _FrameStage:
         ok = [p for p in chunk if p.failed is None]
         results = anonymize_frames(
             self.anonymizer, [p.image for p in ok],
-            [Detections(tuple(p.detections), p.image.shape[:2]) for p in ok], [p.index for p in ok],
+            [Detections(tuple(p.detections), frame_size(p.image)) for p in ok], [p.index for p in ok],
         )
         by_index = {p.index: r for p, r in zip(ok, results)}
         return [
             (p.index, by_index[p.index] if p.failed is None else AnonymizedFrame(
-                mask_entire_frame(p.image), Detections.empty(p.image.shape[:2]), (), p.failed))
+                mask_entire_frame(p.image), Detections.empty(frame_size(p.image)), (), p.failed))
             for p in chunk
         ]
 

@@ -256,3 +256,19 @@ def test_corrupt_data_mid_stream_is_an_input_error(tmp_path: Path, astronaut: np
     with pytest.raises(InputError, match="corrupt video data after frame"):
         anonymize_video(garbled, tmp_path / "o.mp4", mask_anonymizer(), progress=False)
     assert not (tmp_path / "o.mp4").exists()
+
+
+def test_odd_sizes_are_padded_by_one_edge_pixel(tmp_path: Path, rng: np.random.Generator) -> None:
+    src = tmp_path / "odd.mkv"
+    frames = [rng.integers(0, 256, (45, 63, 3), dtype=np.uint8) for _ in range(5)]
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 63, 45, "yuv444p"
+        for i, image in enumerate(frames):
+            frame = av.VideoFrame.from_ndarray(image, format="rgb24")
+            frame.pts = i
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    result = anonymize_video(src, tmp_path / "o.mkv", mask_anonymizer(), progress=False)
+    assert result.frames == 5 and result.size == (45, 63)
+    assert stream_summary(tmp_path / "o.mkv")[:4] == (5, Fraction(25), 64, 46)

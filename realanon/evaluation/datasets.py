@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -42,11 +43,11 @@ def hog_people(upscale: float = 1.0, min_weight: float = 0.3) -> BoxDetector:
     return detect
 
 
-def registered_box_detector(name: str, kind: str = "body") -> BoxDetector:
-    """A registered realanon detector, keeping detections of ``kind``, as a box detector."""
+def registered_box_detector(name: str, kind: str = "body", **options: Any) -> BoxDetector:
+    """A registered realanon detector (built with ``options``), keeping ``kind``, as a box detector."""
     from realanon.registry import DETECTORS
 
-    detector = DETECTORS.build(name)
+    detector = DETECTORS.build(name, **options)
 
     def detect(image: np.ndarray) -> list[Instance]:
         return [
@@ -57,9 +58,9 @@ def registered_box_detector(name: str, kind: str = "body") -> BoxDetector:
     return detect
 
 
-def box_detector(name: str, upscale: float = 1.0) -> BoxDetector:
-    """``"hog"`` or a registered detector name."""
-    return hog_people(upscale) if name == "hog" else registered_box_detector(name)
+def box_detector(name: str, upscale: float = 1.0, options: Mapping[str, Any] | None = None) -> BoxDetector:
+    """``"hog"`` or a registered detector name (built with ``options``)."""
+    return hog_people(upscale) if name == "hog" else registered_box_detector(name, **dict(options or {}))
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:

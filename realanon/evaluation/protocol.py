@@ -125,12 +125,15 @@ class RetentionOptions:
         detectors: ``"hog"`` or registered detector names.
         score_threshold: Original predictions above this are the pseudo-ground-truth.
         upscale: Images are enlarged by this factor for the HOG detector (small people).
+        detector_options: Per detector name, keyword arguments for it, e.g.
+            ``{keypoint_rcnn = {weights = "keypointrcnn.safetensors"}}`` for user weights.
     """
 
     enabled: bool = True
     detectors: tuple[str, ...] = ("hog",)
     score_threshold: float = 0.5
     upscale: float = 1.0
+    detector_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -196,6 +196,16 @@ def _examples(out_dir: Path, results: dict[str, Any]) -> list[tuple[str, str]]:
     return found
 
 
+def _grouped_errors(errors: dict[str, str]) -> list[tuple[str, str]]:
+    """``(method: units, message)`` with the units that failed alike listed together."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for key, message in sorted(errors.items()):
+        parts = key.split("/")
+        method = parts[1] if len(parts) > 1 else parts[0]
+        groups[(method, message)].append(parts[0] + ("/" + parts[2] if len(parts) > 2 else ""))
+    return [(f"{method} ({', '.join(units)})", message) for (method, message), units in groups.items()]
+
+
 def write_report(out_dir: Path, results: dict[str, Any]) -> None:
     """Writes ``results.json``, ``report.md``, ``report.html`` and ``figures/`` into ``out_dir``."""
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=str))
@@ -220,9 +230,10 @@ def write_report(out_dir: Path, results: dict[str, Any]) -> None:
     examples = _examples(out_dir, results)
     md += ["", "## Examples", ""] + [f"**{label}**\n\n![{label}]({path})\n" for label, path in examples]
     page.append("<h2>Examples</h2>" + "".join(f'<h4>{html.escape(lbl)}</h4><img src="{p}" style="max-width:100%">' for lbl, p in examples))
-    if results["errors"]:
-        md += ["## Errors", ""] + [f"- {k}: {v}" for k, v in results["errors"].items()]
-        page.append("<h2>Errors</h2><ul>" + "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in results["errors"].items()) + "</ul>")
+    errors = _grouped_errors(results["errors"])
+    if errors:
+        md += ["## Errors", ""] + [f"- {k}: {v}" for k, v in errors]
+        page.append("<h2>Errors</h2><ul>" + "".join(f"<li>{html.escape(k)}: {html.escape(v)}</li>" for k, v in errors) + "</ul>")
     md += ["", "## Versions", "", ", ".join(f"{k} {v}" for k, v in results["versions"].items()), ""]
     (out_dir / "report.md").write_text("\n".join(md))
     style = "<style>body{font-family:sans-serif;max-width:1100px;margin:auto}td,th{border:1px solid #ccc;padding:3px 6px}table{border-collapse:collapse}</style>"

@@ -99,7 +99,13 @@ class Evaluation:
             self.store.reused += 1
         else:
             start = time.perf_counter()
-            found = self.store.put(key, fingerprint, compute(), time.perf_counter() - start)
+            try:
+                metrics = compute()
+            except Exception as err:  # noqa: BLE001 - one failing unit must not stop the others
+                log.warning("%s failed: %s: %s", key, type(err).__name__, err)
+                self.errors[key] = f"{type(err).__name__}: {err}"
+                return
+            found = self.store.put(key, fingerprint, metrics, time.perf_counter() - start)
             self.store.computed += 1
         self.units[key] = found
 
@@ -117,7 +123,7 @@ class Evaluation:
                     fn(spec)
                 except Exception as err:  # noqa: BLE001 - one failing method must not stop the others
                     log.exception("%s of %s failed", part, spec.name)
-                    self.errors[f"{spec.name}/{part}"] = f"{type(err).__name__}: {err}"
+                    self.errors[f"{part}/{spec.name}"] = f"{type(err).__name__}: {err}"
         return {"wall_seconds": round(time.perf_counter() - start, 1),
                 "units_computed": self.store.computed, "units_reused": self.store.reused}
 
@@ -252,7 +258,7 @@ class _LazyAnonymized:
         opts = self.ev.p.utility.retention
         out: dict[str, float] = {}
         for name in opts.detectors:
-            detect = box_detector(name, opts.upscale)
+            detect = box_detector(name, opts.upscale, opts.detector_options.get(name))
             orig = self.ev.originals_predicted(name, detect)
             anon = [detect(im) for im in self.images[1]]
             scores = retention_scores(orig, anon, [s.image.shape[:2] for s in val], opts.score_threshold)

@@ -95,3 +95,13 @@ def test_mediapipe_face_rejects_bad_options(options: dict) -> None:
 def test_face_detectors_registered() -> None:
     assert {"mediapipe_face", "centerface"} <= set(DETECTORS.names())
     assert isinstance(DETECTORS.build("centerface", min_score=0.5), CenterFaceDetector)
+
+
+def test_centerface_is_stable_across_input_sizes(astronaut: np.ndarray) -> None:
+    # OpenCV's DNN gives spurious peaks when one network sees a new input size; each size
+    # must get its own network so one face stays one face whatever came before.
+    detector = CenterFaceDetector()
+    for side in (512, 400, 320, 448, 512):
+        image = cv2.resize(astronaut, (side, side))
+        dets = detector(image)
+        assert len(dets) == 1, (side, len(dets))

@@ -15,7 +15,8 @@ seeds = [0, 1]
 include_registered = false
 threads = 1
 examples = 2
-methods = ["original", {{name = "blur", preset = "face_blur"}}, {{name = "mask", method = "mask"}}]
+methods = ["original", {{name = "blur", preset = "face_blur"}}, {{name = "mask", method = "mask"}},
+           {{name = "broken", method = "pixelate", method_options = {{blocks = 0}}}}]
 [data]
 frames = 6
 video_frames = 120
@@ -57,7 +58,10 @@ def test_tiny_protocol_writes_report_then_resumes(tmp_path: Path, identities: Pa
     for name in ("report.md", "report.html", "results.json", "figures/privacy_vs_utility.png", "figures/metrics.png"):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
-    assert results["errors"] == {}
+    # The broken method fails in every unit; the others are unaffected.
+    assert results["errors"] and {k.split("/")[1] for k in results["errors"]} == {"broken"}
+    assert "broken" not in results["summary"]
+    assert "pixelate blocks must be >= 1" in (out / "report.md").read_text()
     assert results["seeds"] == [0, 1]
     assert results["config"]["name"] == "tiny" and "torch" in results["versions"]
     first = results["run"]

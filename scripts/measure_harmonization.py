@@ -333,6 +333,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=4, help="frames per video")
     parser.add_argument("--max-side", type=int, default=768, help="images are shrunk to this long side")
     parser.add_argument("--steps", type=int, default=LatentOptions.steps, help="latent step budget")
+    parser.add_argument("--lr", type=float, default=LatentOptions.lr, help="latent Adam learning rate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -348,7 +349,7 @@ def main() -> None:
     parser.add_argument("--skip-table", action="store_true", help="only run the evaluator")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    options = LatentOptions(steps=args.steps)
+    options = LatentOptions(steps=args.steps, lr=args.lr)
     method_options = parse_method_options(args.method_option)
     if args.eval:
         run_evaluator(

@@ -12,7 +12,7 @@ def test_presets_load_with_based_on() -> None:
     assert {"face_blur", "face_pixelate", "face_mask", "body_mask"} <= set(available_presets())
     config = load_preset("face_pixelate")
     assert config.method == "pixelate" and dict(config.method_options) == {"blocks": 8}
-    assert config.threshold == 0.4 and config.target == "face"  # from face_blur
+    assert config.threshold == 0.25 and config.target == "face"  # from face_blur
 
 
 def test_overrides_are_typed_and_nested() -> None:

@@ -105,3 +105,20 @@ def test_centerface_is_stable_across_input_sizes(astronaut: np.ndarray) -> None:
         image = cv2.resize(astronaut, (side, side))
         dets = detector(image)
         assert len(dets) == 1, (side, len(dets))
+
+
+def test_mesh_hull_region_covers_the_astronaut_face(astronaut: np.ndarray) -> None:
+    from realanon.config import RegionOptions
+    from realanon.regions import build_regions, union_mask
+
+    dets = MediaPipeFaceDetector(landmarks="mesh")(astronaut)
+    full = union_mask(build_regions(dets, RegionOptions(face_shape="hull", face_margin=0.1)), (512, 512))
+    x1, y1, x2, y2 = ASTRONAUT_FACE.astype(int)
+    # Forehead to chin and ear to ear (hand-measured box) are inside the replace-mask.
+    assert full[y1 + 5 : y2 - 5, x1 + 10 : x2 - 10].mean() > 0.97
+    part = union_mask(build_regions(dets, RegionOptions(face_shape="hull", face_margin=0.1, partial_face=True)),
+                      (512, 512))
+    rows = np.nonzero(full.any(axis=1))[0]
+    cut = rows.min() + 0.6 * (rows.max() + 1 - rows.min())
+    part_rows = np.nonzero(part.any(axis=1))[0]
+    assert part_rows.min() == rows.min() and abs(part_rows.max() + 1 - cut) <= 3  # roll is small here

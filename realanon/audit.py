@@ -55,11 +55,12 @@ def decode_mask(rle: dict[str, Any]) -> np.ndarray:
 def detection_to_json(det: Detection, method: str = "", include_mask: bool = True) -> dict[str, Any]:
     """One region record."""
     return {
-        "box_xyxy": [round(v, 2) for v in det.box_xyxy],
+        # Full precision, so that feeding the file back reproduces the same masks exactly.
+        "box_xyxy": list(det.box_xyxy),
         "kind": det.kind,
-        "score": round(det.score, 4),
+        "score": det.score,
         "method": method,
-        "keypoints": None if det.keypoints is None else np.round(det.keypoints, 2).tolist(),
+        "keypoints": None if det.keypoints is None else det.keypoints.tolist(),
         "keypoint_layout": det.keypoint_layout,
         "track_id": det.track_id,
         "mask_rle": encode_mask(det.mask) if include_mask and det.mask is not None else None,

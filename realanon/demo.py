@@ -18,10 +18,10 @@ CLIP_FRAMES = 48
 CLIP_SIZE = (360, 480)  # (height, width)
 
 
-def realistic_method() -> str | None:
-    """The first realistic generator of :data:`REALISTIC_PREFERENCE` that is registered."""
+def realistic_methods() -> list[str]:
+    """The realistic generators of :data:`REALISTIC_PREFERENCE` that are registered, best first."""
     names = set(GENERATORS.names())
-    return next((m for m in REALISTIC_PREFERENCE if m in names), None)
+    return [m for m in REALISTIC_PREFERENCE if m in names]
 
 
 def make_clip(path: Path, image: np.ndarray, frames: int = CLIP_FRAMES, size: tuple[int, int] = CLIP_SIZE) -> None:
@@ -40,10 +40,18 @@ def make_clip(path: Path, image: np.ndarray, frames: int = CLIP_FRAMES, size: tu
             x0 = int((image.shape[1] - cw) * (0.5 + 0.4 * (t - 0.5)))
             y0 = max(0, min(image.shape[0] - ch, int(image.shape[0] * 0.05)))
             view = cv2.resize(image[y0 : y0 + ch, x0 : x0 + cw], (w, h), interpolation=cv2.INTER_AREA)
-            for packet in stream.encode(av.VideoFrame.from_ndarray(np.ascontiguousarray(view), format="rgb24")):
+            frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(view, dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
                 container.mux(packet)
         for packet in stream.encode():
             container.mux(packet)
+
+
+def _thumb(image: np.ndarray, height: int = 256) -> np.ndarray:
+    import cv2
+
+    scale = height / image.shape[0]
+    return cv2.resize(image, (round(image.shape[1] * scale), height), interpolation=cv2.INTER_AREA)
 
 
 def _label(image: np.ndarray, text: str) -> np.ndarray:
@@ -63,23 +71,21 @@ def run_demo(output_dir: Path) -> Iterator[str]:
     output_dir.mkdir(parents=True, exist_ok=True)
     image = astronaut()
     write_image_atomic(output_dir / "astronaut.png", image)
-    methods = ["blur", "pixelate", "mask"]
-    realistic = realistic_method()
-    if realistic:
-        methods.append(realistic)
-    panels = [_label(image, "original")]
+    realistic = realistic_methods()
+    methods = ["blur", "pixelate", "mask", *realistic]
+    panels = [_label(_thumb(image), "original")]
     for method in methods:
         anonymizer = build_anonymizer(AnonymizerConfig(method=method))
         result = anonymizer(image)
         write_image_atomic(output_dir / f"astronaut_{method}.png", result.image)
-        panels.append(_label(result.image, method))
+        panels.append(_label(_thumb(result.image), method))
         yield f"{output_dir / f'astronaut_{method}.png'}: {len(result.detections)} face(s) replaced with {method}"
     write_image_atomic(output_dir / "side_by_side.png", np.concatenate(panels, axis=1))
     yield f"{output_dir / 'side_by_side.png'}: original and each method side by side"
 
     clip = output_dir / "clip.mp4"
     make_clip(clip, image)
-    method = realistic or "blur"
+    method = realistic[0] if realistic else "blur"
     anonymizer = build_anonymizer(AnonymizerConfig(method=method))
     job = Job(clip, output_dir / "clip_anonymized.mp4", "video")
     errors = run_jobs([job], anonymizer, progress=False)

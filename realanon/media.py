@@ -28,6 +28,7 @@ import sys
 import tarfile
 import tempfile
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -68,7 +69,7 @@ def _run(cmd: list[str], cwd: Path) -> None:
         raise RuntimeError(f"{' '.join(cmd)} failed: {result.stderr.strip()[-500:]}")
 
 
-def _fetch_once(name: str, build) -> Path:  # type: ignore[no-untyped-def]
+def _fetch_once(name: str, build: Callable[[Path], Path]) -> Path:
     """Runs ``build(tmpdir) -> Path`` once, caching the produced file under ``name``."""
     target = cache_dir() / name
     if target.exists():
@@ -126,7 +127,7 @@ def labelme_coco_dir() -> Path:
 
 def fetch(name: str) -> Path | np.ndarray:
     """Fetches one item of :data:`MEDIA` and returns its path (or the array for ``astronaut``)."""
-    fetchers = {
+    fetchers: dict[str, Callable[[], Path | np.ndarray]] = {
         "astronaut": astronaut,
         "openpeople": openpeople_dir,
         "vtest": vtest_path,
@@ -135,7 +136,7 @@ def fetch(name: str) -> Path | np.ndarray:
     }
     if name not in fetchers:
         raise KeyError(f"unknown media {name!r}; known: {', '.join(MEDIA)}")
-    return fetchers[name]()  # type: ignore[no-any-return]
+    return fetchers[name]()
 
 
 def read_video_frames(path: Path, indices: list[int]) -> list[np.ndarray]:

@@ -5,8 +5,9 @@ CPU only, offline, no training. Donors come from a bank built by
 For every face region the generator:
 
 1. meshes the face in the crop with mediapipe FaceMesh (478 landmarks);
-2. picks a donor of similar head pose, mouth opening and skin tone, at random among the
-   ``top_k`` best matches with the region's seed, never from an excluded person;
+2. picks a donor person with the region's seed (so a video track, which keeps its seed, keeps
+   one identity; never an excluded person), then that person's view closest in head pose,
+   mouth opening and skin tone;
 3. warps the donor onto the target's landmarks, piecewise-affine over a Delaunay
    triangulation (extended by two rings around the face so hair and neck follow);
 4. matches the donor's skin colour to the target's (LAB mean and spread);
@@ -143,7 +144,6 @@ class DonorFaceSwap:
         bank: Path of ``bank.npz``; None uses ``weights/donors/bank.npz`` of this checkout.
         exclude_persons: Donor person ids never used (e.g. the person being anonymized,
             when it is one of the bank's people).
-        top_k: The donor is drawn with the region's seed among this many best matches.
         keep_shape: How much of the target's own face geometry the swapped face keeps, in
             [0, 1]: 1 warps the donor exactly onto the target's landmarks (expression and face
             shape follow the target, which also carries identity); 0 keeps the donor's own
@@ -155,7 +155,6 @@ class DonorFaceSwap:
 
     bank: str | None = None
     exclude_persons: tuple[str, ...] = ()
-    top_k: int = 4
     keep_shape: float = 0.5
     blend: str = "seamless"
     target: str = "face"
@@ -163,8 +162,6 @@ class DonorFaceSwap:
     def __post_init__(self) -> None:
         if self.target != "face":
             raise ValueError(f"the donor generator replaces faces only, got target={self.target!r}")
-        if self.top_k < 1:
-            raise ValueError(f"top_k must be >= 1, got {self.top_k}")
         if not 0.0 <= self.keep_shape <= 1.0:
             raise ValueError(f"keep_shape must be in [0, 1], got {self.keep_shape}")
         if self.blend not in ("seamless", "alpha"):
@@ -267,15 +264,24 @@ class DonorFaceSwap:
         return np.asarray(np.clip(np.rint(mixed), 0, 255), dtype=np.uint8)
 
     def choose(self, crop: np.ndarray, landmarks: np.ndarray | None, seed: int) -> int:
-        """Index of the donor for one region: random among the ``top_k`` best matches."""
+        """Index of the donor for one region.
+
+        The seed alone picks the donor person, uniformly among the allowed ones, so a video
+        track (which keeps its seed) keeps one synthetic identity while its pose and expression
+        change; that person's view closest in head pose, mouth opening and skin tone is used.
+        """
+        persons = np.unique(self.donors.person)
+        allowed = persons[~np.isin(persons, list(self.exclude_persons))]
+        if allowed.size == 0:
+            raise ValueError(f"every donor is excluded ({', '.join(self.exclude_persons)}); nothing to swap in")
+        person = allowed[np.random.default_rng(seed).integers(allowed.size)]
+        others = tuple(str(p) for p in persons if p != person)
         if landmarks is None:
-            ranked = rank_donors(self.donors, None, None, None, self.exclude_persons)
+            ranked = rank_donors(self.donors, None, None, None, others)
         else:
             skin = mean_skin_lab(crop, skin_mask(landmarks, crop.shape[:2]))
-            ranked = rank_donors(self.donors, head_pose(landmarks), skin, mouth_open(landmarks),
-                                 self.exclude_persons)
-        rng = np.random.default_rng(seed)
-        return int(ranked[rng.integers(min(self.top_k, len(ranked)))])
+            ranked = rank_donors(self.donors, head_pose(landmarks), skin, mouth_open(landmarks), others)
+        return int(ranked[0])
 
     def person_of(self, index: int) -> str:
         """Person id of donor ``index``."""

@@ -95,7 +95,7 @@ def cmd_anonymize(args: argparse.Namespace) -> int:
             detections = load_detections_file(args.detections)
         anonymizer = build_anonymizer(config, detector=None if detections is not None else "auto")
         audit = AuditLog() if args.save_detections else None
-        run_errors = run_jobs(jobs, anonymizer, keep_audio=args.keep_audio, audit=audit,
+        run_errors = run_jobs(jobs, anonymizer, keep_audio=args.keep_audio, track=config.track, audit=audit,
                               detections=detections, progress=not args.no_progress)
         if audit is not None:
             audit.save(args.save_detections)

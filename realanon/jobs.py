@@ -17,10 +17,10 @@ from realanon.errors import InputError
 from realanon.io_images import IMAGE_EXTENSIONS, read_image, write_image_atomic
 from realanon.pipeline import Anonymizer
 from realanon.structures import image_size
+from realanon.video import VIDEO_EXTENSIONS, anonymize_video
 
 log = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 OUTPUT_SUFFIX = "_anonymized"
 
 
@@ -152,6 +152,7 @@ def run_jobs(
     anonymizer: Anonymizer,
     *,
     keep_audio: bool = True,
+    track: bool = True,
     audit: AuditLog | None = None,
     detections: DetectionsFile | None = None,
     progress: bool = True,
@@ -160,6 +161,7 @@ def run_jobs(
     """Processes every job, collecting one error per failed file instead of stopping.
 
     A frame that failed inside the pipeline is written fully masked and also reported.
+    ``track`` follows people across video frames so each keeps one synthetic identity.
     """
     errors: list[FileError] = []
     for job in jobs:
@@ -169,10 +171,8 @@ def run_jobs(
                 if failed:
                     errors.append(FileError(str(job.input), f"processing failed, wrote a fully masked image ({failed})"))
             else:
-                from realanon.video import anonymize_video
-
                 result = anonymize_video(
-                    job.input, job.output, anonymizer, keep_audio=keep_audio, audit=audit,
+                    job.input, job.output, anonymizer, keep_audio=keep_audio, track=track, audit=audit,
                     detections=detections, progress=progress,
                 )
                 if result.failed_frames:

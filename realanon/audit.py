@@ -16,8 +16,6 @@ Boxes are XYXY frame pixels. ``mask_rle`` is COCO's compressed RLE (pycocotools)
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from realanon.atomic import atomic_write
 from realanon.errors import InputError
 from realanon.structures import Detection, Detections
 
@@ -110,16 +109,9 @@ class AuditLog:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Writes ``text`` to a temporary file beside ``path``, then renames it into place."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Writes ``text`` (UTF-8) to a temporary file beside ``path``, then renames it into place."""
+    with atomic_write(path) as f:
+        f.write(text.encode("utf-8"))
 
 
 class DetectionsFile:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from realanon.atomic import atomic_write
 from realanon.errors import InputError
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff"})
@@ -58,16 +57,9 @@ def write_image_atomic(path: str | Path, image: np.ndarray, quality: int = 95) -
     fmt = _PIL_FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise InputError(path, f"unsupported output image extension {path.suffix!r}")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".part{path.suffix}", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
-            Image.fromarray(image).save(f, format=fmt, **options)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as f:
+        options = {"quality": quality} if fmt in ("JPEG", "WEBP") else {}
+        Image.fromarray(image).save(f, format=fmt, **options)
 
 
 def _short(err: BaseException) -> str:

@@ -100,3 +100,11 @@ def test_damaged_bytes_give_image_or_clear_error(tmp_path: Path, data: bytes) ->
         assert str(path) in str(err) and len(str(err)) < 300
     else:
         assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.size > 0
+
+
+def test_outputs_get_normal_file_permissions(tmp_path: Path) -> None:
+    from realanon.atomic import _UMASK
+
+    write_image_atomic(tmp_path / "p.png", np.zeros((2, 2, 3), np.uint8))
+    # mkstemp alone would leave 0o600, unreadable to the other users of an output folder.
+    assert (tmp_path / "p.png").stat().st_mode & 0o777 == 0o666 & ~_UMASK

@@ -148,6 +148,7 @@ class Anonymizer:
             keypoint_layouts=tuple(r.detection.keypoint_layout for r in regions),
             kinds=tuple(r.detection.kind for r in regions),
             seeds=tuple(seeds),
+            frames=(image,) * len(regions),
         )
 
     def generate(self, batch: GenerationBatch) -> list[np.ndarray]:

@@ -157,6 +157,8 @@ class GenerationBatch:
         keypoint_layouts: Per region keypoint layout name, or None.
         kinds: Per region ``"face"`` or ``"body"``.
         seeds: Per region integer seed; a video track keeps the same seed for its life.
+        frames: Per region, the whole ``(H, W, 3)`` frame it was cropped from (shared, not
+            copied), for post-processors that look at the whole scene; empty when unknown.
     """
 
     crops: tuple[np.ndarray, ...]
@@ -165,6 +167,7 @@ class GenerationBatch:
     keypoint_layouts: tuple[str | None, ...]
     kinds: tuple[Kind, ...]
     seeds: tuple[int, ...]
+    frames: tuple[np.ndarray, ...] = ()
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -174,6 +177,8 @@ class GenerationBatch:
         for name in ("replace_masks", "keypoints", "keypoint_layouts", "kinds", "seeds"):
             if len(getattr(self, name)) != n:
                 raise ValueError(f"GenerationBatch.{name} has {len(getattr(self, name))} items, expected {n}")
+        if self.frames and len(self.frames) != n:
+            raise ValueError(f"GenerationBatch.frames has {len(self.frames)} items, expected {n} or none")
         for crop, mask in zip(self.crops, self.replace_masks):
             if crop.shape[:2] != mask.shape:
                 raise ValueError(f"crop {crop.shape[:2]} and mask {mask.shape} differ in size")

@@ -13,8 +13,10 @@ from realanon.regions import feather_mask
 from realanon.registry import register_postprocessor
 from realanon.structures import GenerationBatch
 
-Reference = Literal["ring", "rings"]
-REFERENCES: tuple[Reference, ...] = ("ring", "rings")
+Reference = Literal["ring", "rings", "frame"]
+REFERENCES: tuple[Reference, ...] = ("ring", "rings", "frame")
+# The whole-frame reference is subsampled to about this many pixels: histograms need no more.
+_FRAME_SAMPLES = 200_000
 
 
 def context_pixels(batch: GenerationBatch, index: int, reference: Reference) -> np.ndarray:
@@ -24,13 +26,21 @@ def context_pixels(batch: GenerationBatch, index: int, reference: Reference) -> 
         batch: The generation batch; its crops hold the original frame pixels.
         index: Which region.
         reference: ``"ring"``: the pixels of this region's crop outside its replace-mask (the
-            context ring around it). ``"rings"``: the rings of every region of the batch pooled,
-            a cheap stand-in for the whole frame's statistics (a post-processor never sees the
-            frame itself).
+            context ring around it). ``"rings"``: the rings of every region of the batch pooled.
+            ``"frame"``: the whole frame the region was cropped from (``batch.frames``),
+            subsampled to about 200k pixels.
 
     Returns:
         ``(m, 3)`` uint8 RGB pixels (possibly empty).
+
+    Raises:
+        ValueError: for ``"frame"`` when the batch carries no frames.
     """
+    if reference == "frame":
+        if not batch.frames:
+            raise ValueError("reference='frame' needs GenerationBatch.frames; this batch has none")
+        pixels = batch.frames[index].reshape(-1, 3)
+        return pixels[:: max(1, len(pixels) // _FRAME_SAMPLES)]
     indices = range(len(batch)) if reference == "rings" else (index,)
     parts = [batch.crops[i][~batch.replace_masks[i]] for i in indices]
     return np.concatenate(parts, axis=0) if parts else np.zeros((0, 3), np.uint8)
@@ -47,7 +57,7 @@ class HistogramMatch:
     mask are returned unchanged, and the result is a pure function of its inputs.
 
     Args:
-        reference: ``"ring"`` (default) or ``"rings"``; see :func:`context_pixels`.
+        reference: ``"ring"`` (default), ``"rings"`` or ``"frame"``; see :func:`context_pixels`.
         color_space: ``"lab"`` (default), ``"rgb"`` or ``"hsv"`` (saturation and value only).
         strength: Blend weight of the matched colours in [0, 1]; 0 is a no-op.
         feather: Width of the blend's soft edge as a fraction of the region's short side.

@@ -78,7 +78,7 @@ def test_rings_reference_pools_every_region(astronaut_batch: GenerationBatch) ->
 
 @pytest.mark.parametrize(
     "options",
-    [{"reference": "frame"}, {"color_space": "xyz"}, {"strength": 1.5}, {"feather": -0.1}],
+    [{"reference": "scene"}, {"color_space": "xyz"}, {"strength": 1.5}, {"feather": -0.1}],
 )
 def test_bad_options_raise_config_error(options: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
@@ -119,3 +119,22 @@ def test_match_never_touches_unmasked_pixels(seed: int, space: str, reference: s
     for out, gen, mask in zip(post(batch, generated), generated, masks, strict=True):
         assert out.dtype == np.uint8 and out.shape == gen.shape
         np.testing.assert_array_equal(out[~mask], gen[~mask])
+
+
+def test_frame_reference_uses_the_whole_frame() -> None:
+    from realanon.postprocess.match import context_pixels
+
+    frame = np.zeros((40, 50, 3), np.uint8)
+    frame[:, 25:] = 200
+    crop = np.repeat(np.linspace(0, 255, 10, dtype=np.uint8)[None, :, None], 10, axis=0).repeat(3, axis=2)
+    mask = np.zeros((10, 10), bool)
+    mask[2:8, 2:8] = True
+    batch = GenerationBatch((crop,), (mask,), (None,), (None,), ("face",), (0,), frames=(frame,))
+    pixels = context_pixels(batch, 0, "frame")
+    assert len(pixels) == 2000 and set(np.unique(pixels)) == {0, 200}
+    with pytest.raises(ValueError, match="frames"):
+        context_pixels(GenerationBatch((crop,), (mask,), (None,), (None,), ("face",), (0,)), 0, "frame")
+    out = HistogramMatch(reference="frame", color_space="rgb", feather=0.0, min_pixels=1)(batch, [crop.copy()])[0]
+    # The grey ramp (56..198) is remapped onto the frame's range: its two tones 0 and 200 appear.
+    values = set(np.unique(out[mask]).tolist())
+    assert {0, 200} <= values and max(values) == 200

@@ -312,9 +312,14 @@ def _emit(
 
 def concat_batches(batches: list[GenerationBatch]) -> GenerationBatch:
     """One batch holding every region of ``batches``, in order."""
-    frames = tuple(f for b in batches for f in b.frames) if all(b.frames or not len(b) for b in batches) else ()
-    return GenerationBatch(*(tuple(x for b in batches for x in getattr(b, name)) for name in (
-        "crops", "replace_masks", "keypoints", "keypoint_layouts", "kinds", "seeds")), frames=frames)
+    def joined(name: str) -> tuple[Any, ...]:
+        return tuple(x for b in batches for x in getattr(b, name))
+
+    has_frames = all(b.frames or not len(b) for b in batches)
+    return GenerationBatch(
+        joined("crops"), joined("replace_masks"), joined("keypoints"), joined("keypoint_layouts"),
+        joined("kinds"), joined("seeds"), frames=joined("frames") if has_frames else (),
+    )
 
 
 def anonymize_frames(

@@ -7,27 +7,26 @@ import numpy as np
 from realanon.structures import Detection
 
 
-def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
-    """IoU of one ``(4,)`` XYXY box with ``(N, 4)`` boxes; returns ``(N,)`` float in [0, 1]."""
+def _intersections_and_areas(box: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
+    """Intersection areas of ``box`` with each of ``boxes``, the area of ``box``, and theirs."""
     ix1 = np.maximum(box[0], boxes[:, 0])
     iy1 = np.maximum(box[1], boxes[:, 1])
     ix2 = np.minimum(box[2], boxes[:, 2])
     iy2 = np.minimum(box[3], boxes[:, 3])
     inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    area = float((box[2] - box[0]) * (box[3] - box[1]))
+    return inter, area, (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+
+
+def box_iou(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """IoU of one ``(4,)`` XYXY box with ``(N, 4)`` boxes; returns ``(N,)`` float in [0, 1]."""
+    inter, area, areas = _intersections_and_areas(box, boxes)
     return np.asarray(inter / np.maximum(area + areas - inter, 1e-9), dtype=np.float64)
 
 
 def box_overlap_min(box: np.ndarray, boxes: np.ndarray) -> np.ndarray:
     """Intersection over the smaller box's area, ``(N,)``; catches a box nested in another."""
-    ix1 = np.maximum(box[0], boxes[:, 0])
-    iy1 = np.maximum(box[1], boxes[:, 1])
-    ix2 = np.minimum(box[2], boxes[:, 2])
-    iy2 = np.minimum(box[3], boxes[:, 3])
-    inter = np.clip(ix2 - ix1, 0, None) * np.clip(iy2 - iy1, 0, None)
-    area = (box[2] - box[0]) * (box[3] - box[1])
-    areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
+    inter, area, areas = _intersections_and_areas(box, boxes)
     return np.asarray(inter / np.maximum(np.minimum(area, areas), 1e-9), dtype=np.float64)
 
 

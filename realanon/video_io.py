@@ -55,6 +55,8 @@ def probe_video(path: Path) -> VideoInfo:
         if not container.streams.video:
             raise InputError(path, "no video stream")
         stream = container.streams.video[0]
+        if stream.codec_context is None:  # a damaged header can leave the stream without a decoder
+            raise InputError(path, "video stream has no usable codec (corrupt header?)")
         width, height = stream.codec_context.width, stream.codec_context.height
         if not width or not height:
             raise InputError(path, "video stream has no frame size (corrupt header?)")

@@ -48,7 +48,7 @@ def damage(draw: st.DrawFn) -> tuple[str, int | None, list[tuple[float, int]]]:
     return suffix, cut, flips  # type: ignore[return-value]
 
 
-@settings(max_examples=80, deadline=20000, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=150, deadline=20000, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=damage())
 def test_damaged_video_gives_result_or_clear_error(tmp_path: Path, case) -> None:  # type: ignore[no-untyped-def]
     suffix, cut, flips = case

@@ -54,8 +54,11 @@ def load_state_dict(path: Path) -> dict[str, Any]:
     return state
 
 
-class _RCNNPersonDetector:
-    """Shared body of the two detectors (composition, not a public base class)."""
+class RCNNPersonDetector:
+    """A torchvision R-CNN (``model`` = ``"keypoint_rcnn"`` or ``"mask_rcnn"``) kept to persons.
+
+    Built by the registered factories :func:`keypoint_rcnn` and :func:`mask_rcnn`.
+    """
 
     def __init__(self, model: str, weights: str | Path | None, min_score: float, min_size: int,
                  max_size: int, device: str, mask_threshold: float, max_people: int) -> None:
@@ -104,7 +107,8 @@ class _RCNNPersonDetector:
 
 
 @register_detector("keypoint_rcnn")
-class KeypointRCNNDetector(_RCNNPersonDetector):
+def keypoint_rcnn(weights: str | Path | None = None, min_score: float = 0.3, min_size: int = 800,
+                  max_size: int = 1333, device: str = "cpu", max_people: int = 100) -> RCNNPersonDetector:
     """torchvision Keypoint R-CNN (ResNet-50 FPN): person boxes and COCO-17 keypoints, no mask.
 
     Args:
@@ -115,14 +119,13 @@ class KeypointRCNNDetector(_RCNNPersonDetector):
         device: Torch device, the caller's choice (default CPU).
         max_people: At most this many people per image.
     """
-
-    def __init__(self, weights: str | Path | None = None, min_score: float = 0.3, min_size: int = 800,
-                 max_size: int = 1333, device: str = "cpu", max_people: int = 100) -> None:
-        super().__init__("keypoint_rcnn", weights, min_score, min_size, max_size, device, 0.5, max_people)
+    return RCNNPersonDetector("keypoint_rcnn", weights, min_score, min_size, max_size, device, 0.5, max_people)
 
 
 @register_detector("mask_rcnn")
-class MaskRCNNDetector(_RCNNPersonDetector):
+def mask_rcnn(weights: str | Path | None = None, min_score: float = 0.3, min_size: int = 800,
+              max_size: int = 1333, device: str = "cpu", mask_threshold: float = 0.5,
+              max_people: int = 100) -> RCNNPersonDetector:
     """torchvision Mask R-CNN (ResNet-50 FPN): person boxes and instance masks.
 
     Args:
@@ -134,8 +137,5 @@ class MaskRCNNDetector(_RCNNPersonDetector):
         mask_threshold: Mask probability above which a pixel belongs to the person.
         max_people: At most this many people per image.
     """
-
-    def __init__(self, weights: str | Path | None = None, min_score: float = 0.3, min_size: int = 800,
-                 max_size: int = 1333, device: str = "cpu", mask_threshold: float = 0.5,
-                 max_people: int = 100) -> None:
-        super().__init__("mask_rcnn", weights, min_score, min_size, max_size, device, mask_threshold, max_people)
+    return RCNNPersonDetector("mask_rcnn", weights, min_score, min_size, max_size, device, mask_threshold,
+                              max_people)

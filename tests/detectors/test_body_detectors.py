@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from realanon.detectors.mediapipe_body import MEDIAPIPE_TO_COCO17, MediaPipeBodyDetector, separate_masks
-from realanon.detectors.torchvision_rcnn import KeypointRCNNDetector, MaskRCNNDetector
+from realanon.detectors.torchvision_rcnn import keypoint_rcnn, mask_rcnn
 from realanon.errors import ConfigError, InputError
 from realanon.media import read_video_frames, vtest_path
 from realanon.registry import DETECTORS
@@ -80,7 +80,7 @@ def _person_biased(detector):  # type: ignore[no-untyped-def]
     return detector
 
 
-@pytest.mark.parametrize("factory", [KeypointRCNNDetector, MaskRCNNDetector])
+@pytest.mark.parametrize("factory", [keypoint_rcnn, mask_rcnn])
 def test_rcnn_detectors_with_random_weights(factory) -> None:  # type: ignore[no-untyped-def]
     import torch
 
@@ -91,7 +91,7 @@ def test_rcnn_detectors_with_random_weights(factory) -> None:  # type: ignore[no
     assert dets.image_size == (72, 96) and len(dets) > 0
     for d in dets:
         assert d.kind == "body" and d.score >= 0.5
-        if factory is KeypointRCNNDetector:
+        if factory is keypoint_rcnn:
             assert d.keypoint_layout == "coco17" and d.keypoints.shape == (17, 3)
             assert set(np.unique(d.keypoints[:, 2])) <= {0.0, 1.0}
         elif d.mask is not None:
@@ -102,19 +102,19 @@ def test_rcnn_loads_a_local_state_dict_strictly(tmp_path: Path) -> None:
     import torch
 
     torch.manual_seed(0)
-    source = MaskRCNNDetector(weights="random", min_size=64, max_size=96)
+    source = mask_rcnn(weights="random", min_size=64, max_size=96)
     path = tmp_path / "mask_rcnn.pth"
     torch.save(source.net.state_dict(), path)
-    loaded = MaskRCNNDetector(weights=path, min_size=64, max_size=96)
+    loaded = mask_rcnn(weights=path, min_size=64, max_size=96)
     key = "roi_heads.box_predictor.cls_score.weight"
     assert torch.equal(loaded.net.state_dict()[key], source.net.state_dict()[key])
     state = source.net.state_dict()
     state.pop(key)
     torch.save(state, path)
     with pytest.raises(RuntimeError, match="Missing key"):
-        MaskRCNNDetector(weights=path, min_size=64, max_size=96)
+        mask_rcnn(weights=path, min_size=64, max_size=96)
     with pytest.raises(InputError):
-        MaskRCNNDetector(weights=tmp_path / "absent.pth")
+        mask_rcnn(weights=tmp_path / "absent.pth")
 
 
 def test_rcnn_without_weights_says_where_to_put_them(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -122,7 +122,7 @@ def test_rcnn_without_weights_says_where_to_put_them(monkeypatch: pytest.MonkeyP
 
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
     with pytest.raises(ConfigError, match="weights"):
-        KeypointRCNNDetector()
+        keypoint_rcnn()
 
 
 def test_body_detectors_registered() -> None:

@@ -319,16 +319,7 @@ def save_example(path: Path, images: list[np.ndarray]) -> None:
 
 
 def run_evaluation(config_path: str | Path, output_dir: str | Path | None = None, resume: bool = True) -> Path:
-    """Runs the evaluation protocol in ``config_path`` and writes its report.
-
-    Args:
-        config_path: Protocol TOML (e.g. ``eval/small.toml``).
-        output_dir: Where units, examples and the report go; defaults to ``eval_runs/<name>``.
-        resume: Reuse finished units (method, task, seed) whose options have not changed.
-
-    Returns:
-        The report directory (holding ``report.md``, ``report.html``, ``results.json``).
-    """
+    """The body of :func:`realanon.evaluation.run_evaluation` (imported lazily from there)."""
     import torch
 
     from realanon.evaluation.report import collect_results, write_report

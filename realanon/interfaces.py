@@ -6,6 +6,7 @@ call works: a registered class, a plug-in from another package, or a plain funct
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -18,6 +19,27 @@ class Detector(Protocol):
     """Finds faces or people in an RGB ``(H, W, 3)`` uint8 image."""
 
     def __call__(self, image: np.ndarray) -> Detections: ...
+
+
+@runtime_checkable
+class BatchDetector(Detector, Protocol):
+    """A detector that can also run on several images in one call (e.g. one network forward).
+
+    Optional: the pipeline uses ``detect_batch`` when a detector has it and calls the detector
+    once per image otherwise.
+    """
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detects in every image; must equal ``[detector(im) for im in images]``.
+
+        Args:
+            images: RGB ``(H, W, 3)`` uint8 images; sizes may differ. The caller bounds memory
+                by how many it passes at once.
+
+        Returns:
+            One :class:`Detections` per image, in order.
+        """
+        ...
 
 
 @runtime_checkable

@@ -96,7 +96,11 @@ class _Pending:
 
 
 class _FrameStage:
-    """Detects and tracks each frame, holds a look-ahead buffer and anonymizes in small batches."""
+    """Detects frames in groups, tracks each frame, holds a look-ahead buffer and anonymizes in small batches.
+
+    At most ``batch_frames`` decoded frames wait for detection and ``lookahead + batch_frames``
+    detected frames wait in the buffer, so memory is bounded whatever the video's length.
+    """
 
     def __init__(
         self, anonymizer: Anonymizer, input_path: Path, given: DetectionsFile | None,
@@ -109,25 +113,47 @@ class _FrameStage:
         self.tracker = IoUTracker(tracker_options) if tracker_options is not None else None
         self.lookahead = tracker_options.lookahead if tracker_options is not None else 0
         self.batch_frames = max(1, batch_frames)
+        self.waiting: list[tuple[int, np.ndarray]] = []  # decoded, not yet detected
         self.buffer: deque[_Pending] = deque()
         self.tracks = 0
 
     def push(self, index: int, image: np.ndarray) -> list[tuple[int, AnonymizedFrame]]:
         """Adds a decoded frame; returns the frames that left the look-ahead buffer, anonymized."""
-        detections, failed = self._detect(index, image)
-        if self.tracker is not None:
-            update = self.tracker.update(detections)
-            detections = update.detections
-            self.tracks += len(update.born)
-            self._backfill(update.born)
-        self.buffer.append(_Pending(index, image, list(detections.items), failed))
-        if len(self.buffer) < self.lookahead + self.batch_frames:
+        self.waiting.append((index, image))
+        if len(self.waiting) < self.batch_frames:
             return []
-        return self._release(self.batch_frames)
+        return self._admit_waiting()
 
     def flush(self) -> list[tuple[int, AnonymizedFrame]]:
-        """Anonymizes everything still buffered (end of video)."""
-        return self._release(len(self.buffer))
+        """Anonymizes everything still waiting or buffered (end of video)."""
+        done = self._admit_waiting()
+        return done + self._release(len(self.buffer))
+
+    def _admit_waiting(self) -> list[tuple[int, AnonymizedFrame]]:
+        """Detects the waiting frames together, then tracks and buffers them one by one, in order."""
+        waiting, self.waiting = self.waiting, []
+        done: list[tuple[int, AnonymizedFrame]] = []
+        for (index, image), (detections, failed) in zip(waiting, self._detect_group(waiting)):
+            if self.tracker is not None:
+                update = self.tracker.update(detections)
+                detections = update.detections
+                self.tracks += len(update.born)
+                self._backfill(update.born)
+            self.buffer.append(_Pending(index, image, list(detections.items), failed))
+            if len(self.buffer) >= self.lookahead + self.batch_frames:
+                done.extend(self._release(self.batch_frames))
+        return done
+
+    def _detect_group(self, frames: list[tuple[int, np.ndarray]]) -> list[tuple[Detections, str | None]]:
+        """Detections (or the failure) of each frame: one batched call, or frame by frame if it raises."""
+        if self.given is None and frames:
+            try:
+                return [(d, None) for d in self.anonymizer.detect_many([image for _, image in frames])]
+            except RealanonError:
+                raise
+            except Exception:  # noqa: BLE001 - retry frame by frame so only failing frames are masked
+                log.debug("batched detection failed; retrying frame by frame", exc_info=True)
+        return [self._detect(index, image) for index, image in frames]
 
     def _detect(self, index: int, image: np.ndarray) -> tuple[Detections, str | None]:
         size = image_size(image)
@@ -220,7 +246,8 @@ def anonymize_video(
         progress: Show a tqdm progress bar with the processing frame rate.
         tracker_options: Tracker settings; defaults to :class:`TrackerOptions()`.
         encoder_options: Encoder options passed to FFmpeg; default ``preset=veryfast, crf=20`` for H.264.
-        batch_frames: Frames whose regions go to the generator in one call.
+        batch_frames: Frames detected together (one call when the detector batches, see
+            :class:`~realanon.interfaces.BatchDetector`) and whose regions go to the generator in one call.
         queue_size: Bound of the decode and encode queues, in frames.
         allow_truncated: Keep the output of a video that ends before the frame count its
             container declares, instead of raising.

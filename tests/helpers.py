@@ -28,3 +28,14 @@ class FailingGenerator:
 
 def face(x1: float, y1: float, x2: float, y2: float, score: float = 0.9) -> Detection:
     return Detection((x1, y1, x2, y2), score, "face")
+
+
+def assert_same_detections(got: Detections, expected: Detections, box_atol: float, score_atol: float) -> None:
+    """Same image size and (non-zero) count; boxes, keypoints and scores equal within tolerance, in order."""
+    assert got.image_size == expected.image_size and len(got) == len(expected) > 0
+    for g, e in zip(got, expected):
+        np.testing.assert_allclose(g.box_xyxy, e.box_xyxy, rtol=0, atol=box_atol)
+        assert abs(g.score - e.score) <= score_atol
+        assert (g.keypoints is None) == (e.keypoints is None)
+        if e.keypoints is not None:
+            np.testing.assert_allclose(g.keypoints, e.keypoints, rtol=0, atol=box_atol)

@@ -100,6 +100,45 @@ def test_tracks_keep_their_seed_across_frames(rng: np.random.Generator) -> None:
     assert len({anonymizer.make_batch(image, untracked, frame_index=i).seeds[0] for i in range(3)}) == 3
 
 
+class _BatchingDetector:
+    """Returns a different set of detections per image; records the sizes of its batched calls."""
+
+    def __init__(self, extra_results: int = 0) -> None:
+        self.extra_results = extra_results
+        self.batches: list[int] = []
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        x = float(image[0, 0, 0])
+        dets = (face(x, 10, x + 40, 50, score=0.9), face(x, 60, x + 40, 100, score=0.2),
+                Detection((x, 0, x + 50, 110), 0.9, "body"))
+        return Detections(dets, image.shape[:2])
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        self.batches.append(len(images))
+        return [self(image) for image in images] + [self(images[0])] * self.extra_results
+
+
+def _summary(dets: Detections) -> tuple[tuple[int, int], list[tuple[tuple[float, ...], float, str]]]:
+    return dets.image_size, [(d.box_xyxy, d.score, d.kind) for d in dets]
+
+
+def test_detect_many_equals_detect_per_image() -> None:
+    images = [np.full((120, 160, 3), value, np.uint8) for value in (5, 25, 45)]
+    batching = _BatchingDetector()
+    plain = Anonymizer(batching.__call__, GENERATORS.build("mask"), threshold=0.5)
+    batched = Anonymizer(batching, GENERATORS.build("mask"), threshold=0.5)
+    expected = [_summary(plain.detect(image)) for image in images]
+    assert [_summary(d) for d in batched.detect_many(images)] == expected and batching.batches == [3]
+    assert [_summary(d) for d in plain.detect_many(images)] == expected and batching.batches == [3]
+    assert [[box[0] for box, _, _ in dets] for _, dets in expected] == [[5.0], [25.0], [45.0]]  # face, >= 0.5
+
+
+def test_detect_many_rejects_a_wrong_number_of_results() -> None:
+    images = [np.zeros((20, 30, 3), np.uint8)] * 2
+    with pytest.raises(ValueError, match="3 results for 2 images"):
+        Anonymizer(_BatchingDetector(extra_results=1), GENERATORS.build("mask")).detect_many(images)
+
+
 def test_real_face_on_astronaut_is_blurred(astronaut: np.ndarray) -> None:
     anonymizer = build_anonymizer(AnonymizerConfig(method="blur", threshold=0.4))
     result = anonymizer(astronaut)

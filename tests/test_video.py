@@ -272,3 +272,78 @@ def test_odd_sizes_are_padded_by_one_edge_pixel(tmp_path: Path, rng: np.random.G
     result = anonymize_video(src, tmp_path / "o.mkv", mask_anonymizer(), progress=False)
     assert result.frames == 5 and result.size == (45, 63)
     assert stream_summary(tmp_path / "o.mkv")[:4] == (5, Fraction(25), 64, 46)
+
+
+class FaceFinder:
+    """A deterministic batch detector for :func:`moving_face_frames`: boxes the pixels far from the grey.
+
+    Records the size of every ``detect_batch`` call and counts single-image calls. ``fail_frame``
+    makes single-image calls raise on that frame (told by the face's position) and every
+    ``detect_batch`` call raise.
+    """
+
+    def __init__(self, fail_frame: int | None = None) -> None:
+        self.fail_frame = fail_frame
+        self.batches: list[int] = []
+        self.single_calls = 0
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        self.single_calls += 1
+        dets = find_face(image)
+        if self.fail_frame is not None and dets.items[0].box_xyxy[0] == 20 + 8 * self.fail_frame:
+            raise RuntimeError("detector crashed on this frame")
+        return dets
+
+    def detect_batch(self, images: list[np.ndarray]) -> list[Detections]:
+        self.batches.append(len(images))
+        if self.fail_frame is not None:
+            raise RuntimeError("batched detection crashed")
+        return [find_face(image) for image in images]
+
+
+def find_face(image: np.ndarray) -> Detections:
+    """Box of the pixels that differ from the background by more than 40 levels."""
+    ys, xs = np.nonzero(np.abs(image.astype(int) - 120).max(axis=2) > 40)
+    box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    return Detections((Detection(box, 0.9, "face"),), image.shape[:2])
+
+
+@pytest.mark.parametrize(("batch_frames", "groups"), [(4, [4, 4, 4]), (5, [5, 5, 2])])
+def test_batched_detection_output_is_byte_identical(tmp_path: Path, clip: Path, batch_frames: int,
+                                                    groups: list[int]) -> None:
+    finder = FaceFinder()
+    outputs = {}
+    for name, detector in {"batched": finder, "single": find_face}.items():
+        audit = AuditLog()
+        anonymizer = Anonymizer(detector, MaskOut((255, 0, 255)))
+        result = anonymize_video(clip, tmp_path / f"{name}.mp4", anonymizer, audit=audit, progress=False,
+                                 batch_frames=batch_frames, tracker_options=TrackerOptions(lookahead=3))
+        assert result.frames == 12 and result.failed_frames == 0 and result.regions == 12
+        outputs[name] = ((tmp_path / f"{name}.mp4").read_bytes(), audit.to_json()["files"])
+    assert finder.batches == groups and finder.single_calls == 0
+    assert outputs["batched"] == outputs["single"]
+
+
+def test_failed_batched_detection_masks_only_the_failing_frame(tmp_path: Path, clip: Path) -> None:
+    finder = FaceFinder(fail_frame=5)
+    anonymizer = Anonymizer(finder, MaskOut((255, 0, 255)))
+    result = anonymize_video(clip, tmp_path / "o.mp4", anonymizer, progress=False, batch_frames=4)
+    assert finder.batches == [4, 4, 4] and finder.single_calls == 12
+    assert result.failed_frames == 1
+    fully_masked = [t for t, image in enumerate(read_frames(tmp_path / "o.mp4")) if image.max() <= 20]
+    assert fully_masked == [5]
+
+
+def test_frame_stage_holds_a_bounded_number_of_frames(tmp_path: Path) -> None:
+    from realanon.video import _FrameStage
+
+    lookahead, batch_frames = 3, 4
+    stage = _FrameStage(mask_anonymizer(), tmp_path / "in.mp4", None, TrackerOptions(lookahead=lookahead),
+                        batch_frames)
+    image = np.zeros((24, 32, 3), np.uint8)
+    released = []
+    for index in range(30):
+        released += [i for i, _ in stage.push(index, image)]
+        assert len(stage.waiting) + len(stage.buffer) <= lookahead + 2 * batch_frames
+    released += [i for i, _ in stage.flush()]
+    assert released == list(range(30))

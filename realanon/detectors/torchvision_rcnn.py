@@ -9,6 +9,7 @@ random weights, for tests.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from realanon.errors import ConfigError, InputError
 from realanon.registry import register_detector
-from realanon.structures import Detection, Detections
+from realanon.structures import Detection, Detections, image_size
 
 _PERSON = 1  # COCO category id of "person" in torchvision's detection models
 # Default weights of each model: (torchvision weights enum name, file name in the cache).
@@ -83,12 +84,37 @@ class RCNNPersonDetector:
         self.net = net.eval().to(self.device)
 
     def __call__(self, image: np.ndarray) -> Detections:
+        """Detects people in an RGB ``(H, W, 3)`` uint8 image."""
+        return self.detect_batch([image])[0]
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detects people in several RGB images; equals ``[self(im) for im in images]``.
+
+        Images of the same size go through the network in one forward. Sizes are not mixed in
+        one forward because torchvision pads a batch to its largest image, which would change
+        the features near the borders of the smaller ones.
+        """
         import torch
 
-        h, w = image.shape[:2]
-        x = torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).float() / 255.0
-        with torch.no_grad():
-            out = self.net([x])[0]
+        groups: dict[tuple[int, int], list[int]] = {}
+        for i, image in enumerate(images):
+            groups.setdefault(image_size(image), []).append(i)
+        found: dict[int, Detections] = {}
+        for size, indices in groups.items():
+            with torch.no_grad():
+                outputs = self.net([self._to_tensor(images[i]) for i in indices])
+            for i, out in zip(indices, outputs):
+                found[i] = self._to_detections(out, size)
+        return [found[i] for i in range(len(images))]
+
+    def _to_tensor(self, image: np.ndarray) -> Any:
+        """``(3, H, W)`` float32 tensor in [0, 1] on the detector's device."""
+        import torch
+
+        return torch.from_numpy(np.ascontiguousarray(image)).to(self.device).permute(2, 0, 1).float() / 255.0
+
+    def _to_detections(self, out: dict[str, Any], size: tuple[int, int]) -> Detections:
+        """Keeps the persons of one image's torchvision output, as :class:`Detections`."""
         items = []
         for i in range(len(out["boxes"])):
             score = float(out["scores"][i])
@@ -103,7 +129,7 @@ class RCNNPersonDetector:
             items.append(Detection(box, score, "body", keypoints=kp,  # type: ignore[arg-type]
                                    keypoint_layout="coco17" if kp is not None else None,
                                    mask=mask if mask is not None and mask.any() else None, source=self.model))
-        return Detections(tuple(items), (h, w))
+        return Detections(tuple(items), size)
 
 
 @register_detector("keypoint_rcnn")

@@ -13,6 +13,7 @@ from realanon.errors import ConfigError, InputError
 from realanon.media import read_video_frames, vtest_path
 from realanon.registry import DETECTORS
 from realanon.structures import Detection
+from tests.helpers import assert_same_detections
 
 
 @pytest.fixture(scope="module")
@@ -96,6 +97,25 @@ def test_rcnn_detectors_with_random_weights(factory) -> None:  # type: ignore[no
             assert set(np.unique(d.keypoints[:, 2])) <= {0.0, 1.0}
         elif d.mask is not None:
             assert d.mask.shape == (72, 96) and d.mask.dtype == bool
+
+
+@pytest.mark.parametrize("factory", [keypoint_rcnn, mask_rcnn])
+def test_rcnn_batch_equals_one_image_at_a_time(factory) -> None:  # type: ignore[no-untyped-def]
+    import torch
+
+    torch.manual_seed(0)
+    detector = _person_biased(factory(weights="random", min_size=64, max_size=96, min_score=0.5, max_people=3))
+    rng = np.random.default_rng(0)
+    images = [(rng.random(size) * 255).astype(np.uint8) for size in [(72, 96, 3)] * 3 + [(60, 80, 3)]]
+    images.insert(1, images[3])  # two sizes, interleaved: each size is its own forward
+    expected = [detector(image) for image in images]
+    for dets, want in zip(detector.detect_batch(images), expected, strict=True):
+        # Batched convolutions sum in another order: equal to float32 rounding, not bit for bit.
+        assert_same_detections(dets, want, box_atol=1e-2, score_atol=1e-4)
+        for d, w in zip(dets, want):
+            assert (d.mask is None) == (w.mask is None)
+            if w.mask is not None:
+                assert (d.mask != w.mask).mean() < 1e-3
 
 
 def test_rcnn_loads_a_local_state_dict_strictly(tmp_path: Path) -> None:

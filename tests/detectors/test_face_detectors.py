@@ -11,6 +11,7 @@ from realanon.detectors.centerface import CenterFaceDetector
 from realanon.detectors.mediapipe_face import MediaPipeFaceDetector
 from realanon.media import openpeople_images
 from realanon.registry import DETECTORS
+from tests.helpers import assert_same_detections
 
 # The astronaut's face (brow to chin, ear to ear), measured by hand on the image.
 ASTRONAUT_FACE = np.array([175.0, 65.0, 275.0, 175.0])
@@ -105,6 +106,26 @@ def test_centerface_is_stable_across_input_sizes(astronaut: np.ndarray) -> None:
         image = cv2.resize(astronaut, (side, side))
         dets = detector(image)
         assert len(dets) == 1, (side, len(dets))
+
+
+def test_centerface_batch_equals_one_image_at_a_time(astronaut: np.ndarray, face_collage: tuple) -> None:
+    # A batch of a new size is a new input shape to OpenCV's DNN, like a new image size
+    # (see above): batches of 4, then 2, then 1, then mixed sizes, then more than batch_size
+    # must all stay exact.
+    images = [astronaut, np.ascontiguousarray(astronaut[:, ::-1]), np.roll(astronaut, 37, axis=1),
+              np.roll(astronaut, -23, axis=0), face_collage[0]]
+    expected = [CenterFaceDetector()(image) for image in images]  # a fresh network for each
+    detector = CenterFaceDetector(batch_size=4)
+    for batch in ([0, 1, 2, 3], [0, 1], [2], [3, 4, 0, 4], [3, 2, 1, 0, 1, 2]):
+        found = detector.detect_batch([images[i] for i in batch])
+        assert len(found) == len(batch)
+        for i, dets in zip(batch, found):
+            assert_same_detections(dets, expected[i], box_atol=1e-3, score_atol=1e-4)
+    for dets, want in zip(CenterFaceDetector().detect_batch(images), expected, strict=True):  # batch_size=1
+        assert_same_detections(dets, want, box_atol=1e-3, score_atol=1e-4)
+    assert detector.detect_batch([]) == []
+    with pytest.raises(ValueError, match="batch_size"):
+        CenterFaceDetector(batch_size=0)
 
 
 def test_mesh_hull_region_covers_the_astronaut_face(astronaut: np.ndarray) -> None:

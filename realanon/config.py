@@ -16,8 +16,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 from realanon.errors import ConfigError
+from realanon.paths import project_dir
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs"
+CONFIG_DIR = project_dir("configs")
 
 
 @dataclass(frozen=True)

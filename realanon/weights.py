@@ -28,10 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from realanon.errors import RealanonError
+from realanon.paths import project_dir
 
 log = logging.getLogger(__name__)
 
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_DIR = project_dir("weights")
 MANIFEST_NAME = "manifest.json"
 CONFIG_NAME = "config.json"
 WEIGHTS_NAME = "model.safetensors"

@@ -44,10 +44,11 @@ from realanon.generators.face_warp import (
     transfer_colour,
     warp_image,
 )
+from realanon.paths import project_dir
 from realanon.registry import register_generator
 from realanon.structures import GenerationBatch
 
-DEFAULT_BANK = Path(__file__).resolve().parents[2] / "weights" / "donors" / "bank.npz"
+DEFAULT_BANK = project_dir("weights") / "donors" / "bank.npz"
 # Matching cost units: this many degrees of yaw/pitch, LAB units of skin colour, or
 # mouth-opening fraction each cost 1.
 _POSE_DEG, _SKIN_LAB, _MOUTH = 12.0, 12.0, 0.05

@@ -1,8 +1,11 @@
-"""Trains the ``gan`` generator's face model with accelerate (CPU, one GPU or several).
+"""Trains a face or body model of the ``gan`` generator with accelerate (CPU, one GPU or several).
 
-Faces are found with mediapipe in an image folder (recursively) or in the person images of a
-COCO annotation file, cropped exactly as the anonymization pipeline crops them (with random
-margins and context), and masked with the pipeline's face ellipse. Losses: non-saturating
+Faces (``--kind face``, mediapipe face detector) or whole people (``--kind body``, the
+``mediapipe_body`` detector: COCO-17 keypoints and an instance mask) are found in an image folder
+(recursively) or in the person images of a COCO annotation file, cropped exactly as the
+anonymization pipeline crops them (with random margins and context), and masked as the pipeline
+masks them (face ellipse; body instance mask, or its box for half of the body examples, since
+annotations and box detectors give boxes only). Losses: non-saturating
 adversarial + lazy R1 on the discriminator, plus a low-resolution L1 term on the masked area
 that gives the generator the coarse structure quickly. A sample grid is saved as PNG; the final
 model (EMA generator) is saved as ``config.json`` + ``model.safetensors`` and its sha256 printed.
@@ -13,6 +16,9 @@ Examples::
     OMP_NUM_THREADS=1 python scripts/train_gan.py --data openpeople --holdout P010 \\
         --out weights/gan-face-64 --cpu-minutes 25 --threads 1 \\
         --sample-every 300 --log-dir /tmp/gan-log
+    OMP_NUM_THREADS=1 python scripts/train_gan.py --kind body --data openpeople --holdout P010 \
+        --out weights/gan-body-64 --cpu-minutes 30 --threads 1 --keypoint-dropout 0.5 \
+        --low-res 0.5 --variants 24
     accelerate launch scripts/train_gan.py --data /data/faces --out runs/face --steps 200000
 """
 
@@ -25,6 +31,7 @@ import sys
 import time
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -47,6 +54,7 @@ from realanon.structures import Detection
 from realanon.weights import save_model
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp"}
+MAX_BODY_IMAGE_SIDE = 1024
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -54,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--data", default="openpeople", help="image folder, COCO annotations.json, or 'openpeople'")
     p.add_argument("--holdout", default="", help="skip images whose path contains this (held out for validation)")
     p.add_argument("--out", type=Path, required=True, help="output model directory")
+    p.add_argument("--kind", choices=("face", "body"), default="face", help="what the model synthesises")
     p.add_argument("--resolution", type=int, default=64)
     p.add_argument("--channels", default="32,64,128,128")
     p.add_argument("--batch-size", type=int, default=12)
@@ -65,7 +74,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=5e-4)
     p.add_argument("--r1", type=float, default=2.0, help="R1 weight (applied lazily every 4 steps)")
     p.add_argument("--l1", type=float, default=4.0, help="weight of the low-resolution masked L1 term")
-    p.add_argument("--variants", type=int, default=12, help="jittered crops per detected face")
+    p.add_argument("--variants", type=int, default=12, help="jittered crops per detected face or person")
+    p.add_argument("--min-body-height", type=int, default=160,
+                   help="smallest person (pixels, after shrinking to a 1024 px long side) used with --kind body")
+    p.add_argument("--keypoint-dropout", type=float, default=0.0,
+                   help="share of training examples whose keypoints are hidden (people without landmarks)")
+    p.add_argument("--low-res", type=float, default=0.0,
+                   help="share of training crops first shrunk to 12-48 px (small, distant people)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0 = leave as is)")
     p.add_argument("--log-every", type=int, default=50)
@@ -95,34 +110,71 @@ def list_images(data: str, holdout: str) -> list[Path]:
     return [p for p in paths if not holdout or holdout not in str(p)]
 
 
-def detect_faces(paths: list[Path]) -> list[tuple[np.ndarray, Detection]]:
-    """Every face mediapipe finds (score >= 0.5, at least 24 px) with its image."""
-    from realanon.detectors.mediapipe_face import MediaPipeFaceDetector
+def detect_people(paths: list[Path], kind: str, min_body_height: int = 160) -> list[tuple[np.ndarray, Detection]]:
+    """Every usable face or person with its image.
 
-    detector = MediaPipeFaceDetector(model="full", min_score=0.5)
-    faces = []
+    Faces: mediapipe score >= 0.5, at least 24 px. Bodies: ``mediapipe_body`` score >= 0.7 with
+    pose landmarks and an instance mask, at least ``min_body_height`` px tall (its box-only HOG
+    proposals are too often not people to train on).
+    """
+    if kind == "face":
+        from realanon.detectors.mediapipe_face import MediaPipeFaceDetector
+
+        detector: Any = MediaPipeFaceDetector(model="full", min_score=0.5)
+
+        def usable(d: Detection) -> bool:
+            return min(d.width, d.height) >= 24
+    else:
+        from realanon.detectors.mediapipe_body import MediaPipeBodyDetector
+
+        detector = MediaPipeBodyDetector(min_score=0.7)
+
+        def usable(d: Detection) -> bool:
+            return d.mask is not None and d.keypoints is not None and d.height >= min_body_height
+
+    found = []
     for path in paths:
         bgr = cv2.imread(str(path), cv2.IMREAD_COLOR)
         if bgr is None:
             continue
+        if kind == "body" and max(bgr.shape[:2]) > MAX_BODY_IMAGE_SIDE:
+            # Full-resolution posture shots are far larger than the 64 px working size; shrinking
+            # them first keeps the crops' mask dilation cheap.
+            scale = MAX_BODY_IMAGE_SIDE / max(bgr.shape[:2])
+            bgr = cv2.resize(bgr, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
         image = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-        faces += [(image, d) for d in detector(image) if min(d.width, d.height) >= 24]
-    detector.close()
-    return faces
+        found += [(image, d) for d in detector(image) if usable(d)]
+    if hasattr(detector, "close"):
+        detector.close()
+    return found
 
 
-def jittered_crop(image: np.ndarray, det: Detection, cfg: GanConfig, rng: np.random.Generator):  # type: ignore[no-untyped-def]
-    """One training example from a face: random box jitter, margin and context, pipeline crop."""
+def jittered_crop(image: np.ndarray, det: Detection, cfg: GanConfig, rng: np.random.Generator,  # type: ignore[no-untyped-def]
+                  low_res: float = 0.0):
+    """One training example: random box jitter, margin and context, pipeline crop.
+
+    Bodies lose their instance mask half of the time (box mask, as for annotations and box
+    detectors). With probability ``low_res`` the crop is shrunk so the person is 12-48 px
+    tall and scaled back, so the model also sees small, distant people.
+    """
     x1, y1, x2, y2 = det.box_xyxy
     scale = rng.uniform(0.9, 1.1)
     dx, dy = rng.uniform(-0.05, 0.05, 2) * (x2 - x1)
     cx, cy, hw, hh = (x1 + x2) / 2 + dx, (y1 + y2) / 2 + dy, (x2 - x1) * scale / 2, (y2 - y1) * scale / 2
     det = replace(det, box_xyxy=(cx - hw, cy - hh, cx + hw, cy + hh))
-    options = RegionOptions(face_margin=rng.uniform(0.1, 0.35), context=rng.uniform(0.15, 0.35))
+    if det.kind == "body" and rng.random() < 0.5:
+        det = replace(det, mask=None)
+    options = RegionOptions(face_margin=rng.uniform(0.1, 0.35), body_margin=rng.uniform(0.02, 0.08),
+                            context=rng.uniform(0.15, 0.35))
     region = make_region(det, image.shape[:2], options)
     if region is None:
         return None
     crop = crop_with_padding(image, region.crop_box_xyxy)
+    if rng.random() < low_res:
+        h, w = crop.shape[:2]
+        shrink = rng.uniform(12, 48) / max(det.height, 1.0)
+        small = cv2.resize(crop, (max(1, round(w * shrink)), max(1, round(h * shrink))), interpolation=cv2.INTER_AREA)
+        crop = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
     img, mask, fit = fit_square(crop, region.replace_mask, cfg.resolution)
     kp = det.keypoints.copy() if det.keypoints is not None else np.zeros((cfg.num_keypoints, 3), np.float32)
     kp[:, 0] -= region.crop_box_xyxy[0]
@@ -130,19 +182,20 @@ def jittered_crop(image: np.ndarray, det: Detection, cfg: GanConfig, rng: np.ran
     return img, mask, fit_keypoints(kp, fit, cfg.resolution)
 
 
-def build_dataset(paths: list[Path], cfg: GanConfig, variants: int, seed: int) -> dict[str, torch.Tensor]:
+def build_dataset(paths: list[Path], cfg: GanConfig, variants: int, seed: int,
+                  min_body_height: int = 160, low_res: float = 0.0) -> dict[str, torch.Tensor]:
     """Tensors ``image (N,3,S,S)`` in [0,1], ``mask (N,1,S,S)``, ``keypoints (N,K,3)``."""
     rng = np.random.default_rng(seed)
     images, masks, kps = [], [], []
-    for image, det in detect_faces(paths):
+    for image, det in detect_people(paths, cfg.kind, min_body_height):
         for _ in range(variants):
-            example = jittered_crop(image, det, cfg, rng)
+            example = jittered_crop(image, det, cfg, rng, low_res)
             if example is not None:
                 images.append(example[0])
                 masks.append(example[1])
                 kps.append(example[2])
     if not images:
-        raise SystemExit("no faces found in the training data")
+        raise SystemExit(f"no {cfg.kind} found in the training data")
     return {
         "image": torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(),
         "mask": torch.from_numpy(np.stack(masks))[:, None],
@@ -150,10 +203,12 @@ def build_dataset(paths: list[Path], cfg: GanConfig, variants: int, seed: int) -
     }
 
 
-def sample_batch(data: dict[str, torch.Tensor], cfg: GanConfig, size: int, gen: torch.Generator):  # type: ignore[no-untyped-def]
-    """Random batch with flips and small colour jitter; returns (image, mask, heatmaps)."""
+def sample_batch(data: dict[str, torch.Tensor], cfg: GanConfig, size: int, gen: torch.Generator,  # type: ignore[no-untyped-def]
+                 keypoint_dropout: float = 0.0):
+    """Random batch with flips, small colour jitter and keypoint dropout; returns (image, mask, heatmaps)."""
     idx = torch.randint(len(data["image"]), (size,), generator=gen)
     image, mask, kp = data["image"][idx].clone(), data["mask"][idx].clone(), data["keypoints"][idx].clone()
+    kp[torch.rand(size, generator=gen) < keypoint_dropout, :, 2] = 0.0
     flip = torch.rand(size, generator=gen) < 0.5
     perm = list(FLIP_PERMUTATION.get(cfg.keypoint_layout, range(cfg.num_keypoints)))
     image[flip], mask[flip] = image[flip].flip(-1), mask[flip].flip(-1)
@@ -246,14 +301,18 @@ def train(args: argparse.Namespace) -> dict[str, float]:  # noqa: PLR0915 - a tr
         torch.set_num_threads(args.threads)
     accel = Accelerator(cpu=args.cpu or args.smoke)
     torch.manual_seed(args.seed + accel.process_index)
-    cfg = GanConfig(resolution=args.resolution, channels=tuple(int(c) for c in args.channels.split(",")))
+    layout = {"face": ("face6", 6), "body": ("coco17", 17)}[args.kind]
+    cfg = GanConfig(kind=args.kind, keypoint_layout=layout[0], num_keypoints=layout[1], resolution=args.resolution,
+                    channels=tuple(int(c) for c in args.channels.split(",")))
     paths = list_images(args.data, args.holdout)
     if args.smoke:
         paths = paths[:4]
-    data = build_dataset(paths, cfg, args.variants, args.seed)
-    val = (build_dataset([p for p in list_images(args.data, "") if args.holdout in str(p)], cfg, 2, args.seed + 1)
+    data = build_dataset(paths, cfg, args.variants, args.seed, args.min_body_height, args.low_res)
+    val = (build_dataset([p for p in list_images(args.data, "") if args.holdout in str(p)], cfg, 2, args.seed + 1,
+                         args.min_body_height, args.low_res)
            if args.holdout else data)
     accel.print(f"{len(paths)} images -> {len(data['image'])} training crops, {len(val['image'])} validation crops")
+    sys.stdout.flush()
     G, D = GanGenerator(cfg), GanDiscriminator(cfg)
     G_ema = copy.deepcopy(G).eval().requires_grad_(False)
     opt_g = torch.optim.Adam(G.parameters(), lr=args.lr, betas=(0.5, 0.99))
@@ -266,7 +325,7 @@ def train(args: argparse.Namespace) -> dict[str, float]:  # noqa: PLR0915 - a tr
     steps = 3 if args.smoke else args.steps
     cpu_start = time.process_time()
     while step < steps and not out_of_time(args, start, cpu_start):
-        real, mask, heat = (t.to(accel.device) for t in sample_batch(data, cfg, args.batch_size, gen))
+        real, mask, heat = (t.to(accel.device) for t in sample_batch(data, cfg, args.batch_size, gen, args.keypoint_dropout))
         z = torch.randn(len(real), cfg.latent_dim, generator=gen).to(accel.device)
         d_loss = d_loss_fn(D, G, real, mask, heat, z, step % 4 == 0, args.r1)
         opt_d.zero_grad(set_to_none=True)
@@ -342,6 +401,8 @@ def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     if args.eval_only:
+        if args.kind != "face":
+            raise SystemExit("--eval-only measures face re-detection; it needs --kind face")
         if args.threads:
             torch.set_num_threads(args.threads)
         print(json.dumps({"face_redetection": face_redetection(args)}))

@@ -31,7 +31,8 @@ from realanon.registry import register_generator
 from realanon.structures import GenerationBatch
 from realanon.weights import WeightsError, load_state_dict, load_strict, read_config, resolve_model
 
-DEFAULT_MODEL = "gan-face-64"
+# The shipped model used for each target when no model is given.
+DEFAULT_MODELS = {"face": "gan-face-64", "body": "gan-body-64"}
 ARCHITECTURE = "realanon-gan-unet"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
 
@@ -68,17 +69,19 @@ class GanInpainter:
     """Synthesises every region of a batch with an inpainting GAN.
 
     Args:
-        model: Shipped model name (default ``"gan-face-64"``), model directory, or hub id; or
-            an already built :class:`GanGenerator`.
+        model: Shipped model name, model directory, or hub id; or an already built
+            :class:`GanGenerator`. Default: the shipped model for ``target``
+            (``"gan-face-64"`` for faces, ``"gan-body-64"`` for bodies).
         truncation: Pulls styles towards the average (1 = none, 0 = always the average face).
         device: Torch device to run on.
         dtype: ``"float32"`` or ``"float16"`` (float16 is meant for CUDA).
-        target: What the pipeline replaces; must match what the model was trained on.
+        target: What the pipeline replaces (default ``"face"``); must match what the model
+            was trained on.
     """
 
     def __init__(
         self,
-        model: str | Path | GanGenerator = DEFAULT_MODEL,
+        model: str | Path | GanGenerator | None = None,
         truncation: float = 1.0,
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
@@ -86,6 +89,10 @@ class GanInpainter:
     ) -> None:
         if not 0.0 <= float(truncation) <= 2.0:
             raise ConfigError(f"gan truncation must be in [0, 2], got {truncation}")
+        if model is None:
+            if (target or "face") not in DEFAULT_MODELS:
+                raise ConfigError(f"gan has no shipped model for target {target!r}; pass model=")
+            model = DEFAULT_MODELS[target or "face"]
         network = model if isinstance(model, GanGenerator) else load_gan(model)
         if target is not None and target != network.config.kind:
             raise ConfigError(f"gan model {model!s} synthesises {network.config.kind}s, but the target is {target}")

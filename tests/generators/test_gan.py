@@ -154,6 +154,15 @@ def test_float16_constructs() -> None:
     assert next(gan.network.parameters()).dtype == torch.float16
 
 
+def test_float16_matches_float32_on_the_shipped_model() -> None:
+    # The CUDA float16 path, run on the CPU (slow there, but the same arithmetic in half precision).
+    batch = _batch((1, 2, 3))
+    full, half = GanInpainter()(batch), GanInpainter(dtype="float16")(batch)
+    for a, b, mask in zip(full, half, batch.replace_masks):
+        diff = np.abs(a.astype(int) - b.astype(int))
+        assert diff.max() <= 2 and diff[mask].mean() < 0.5
+
+
 @pytest.mark.gpu
 def test_float16_cuda_runs() -> None:
     gan = GanInpainter(model=_tiny_network(), device="cuda", dtype="float16")
@@ -188,14 +197,36 @@ def test_shipped_default_model_anonymizes_a_face(astronaut: np.ndarray) -> None:
     assert not changed[: max(y1, 0)].any() and not changed[y2:].any()
 
 
-def test_train_script_smoke(tmp_path: Path) -> None:
+def test_default_model_follows_the_target() -> None:
+    face, body = GanInpainter(), GanInpainter(target="body")
+    assert (face.config.kind, face.config.keypoint_layout) == ("face", "face6")
+    assert (body.config.kind, body.config.keypoint_layout, body.config.num_keypoints) == ("body", "coco17", 17)
+
+
+def test_shipped_body_model_anonymizes_a_person(astronaut: np.ndarray) -> None:
+    anonymizer = build_anonymizer(AnonymizerConfig(method="gan", target="body", seed=3), detector=None)
+    det = Detection((130, 20, 420, 511), 0.9, "body")
+    result = anonymizer(astronaut, Detections((det,), astronaut.shape[:2]))
+    assert result.failed is None and len(result.regions) == 1
+    region = result.regions[0]
+    x1, y1, x2, y2 = region.crop_box_xyxy
+    changed = np.any(result.image != astronaut, axis=2)
+    assert changed.any() and not changed[:, : max(x1, 0)].any() and not changed[:, x2:].any()
+    # A synthesized person, not a flat fill: the replaced pixels keep texture.
+    assert result.image[changed].std(axis=0).mean() > 10
+
+
+@pytest.mark.parametrize("kind", ["face", "body"])
+def test_train_script_smoke(tmp_path: Path, kind: str) -> None:
     out = tmp_path / "model"
     proc = subprocess.run(
-        [sys.executable, str(REPO / "scripts" / "train_gan.py"), "--smoke", "--out", str(out), "--threads", "1"],
+        [sys.executable, str(REPO / "scripts" / "train_gan.py"), "--smoke", "--kind", kind, "--out", str(out),
+         "--threads", "1", "--keypoint-dropout", "0.5", "--low-res", "0.5"],
         capture_output=True, text=True, timeout=300, cwd=tmp_path,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert '"sha256"' in proc.stdout
     assert (out / "samples.png").stat().st_size > 0
-    gan = GanInpainter(model=str(out))
+    gan = GanInpainter(model=str(out), target=kind)
+    assert gan.config.kind == kind
     assert gan(_batch((1,)))[0].shape == (40, 30, 3)

@@ -262,8 +262,11 @@ def _mean_std(stat: dict[str, float]) -> str:
     return f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["n"] > 1 else f"{stat['mean']:.4f}"
 
 
-def eval_methods(methods: list[str], device: str, method_options: dict[str, dict]) -> list[str]:
-    """Inline TOML tables ``{name, method, harmonize}`` for each body-capable method x harmonizer."""
+def eval_methods(methods: list[str], device: str, method_options: dict[str, dict], latent_lr: float) -> list[str]:
+    """Inline TOML tables ``{name, method, harmonize}`` for each body-capable method x harmonizer.
+
+    ``latent`` runs with its defaults except the learning rate; a non-default one is in its name.
+    """
     tables = []
     for method in methods:
         options = method_options.get(method, {})
@@ -276,6 +279,9 @@ def eval_methods(methods: list[str], device: str, method_options: dict[str, dict
                 continue
             name = method if harmonizer == "none" else f"{method}+{harmonizer}"
             extra = "".join(f", method_options.{k} = {json.dumps(v)}" for k, v in options.items())
+            if harmonizer == "latent" and latent_lr != LatentOptions.lr:
+                name += f" (lr {latent_lr:g})"
+                extra += f", harmonize_options.lr = {latent_lr}"
             tables.append(f'{{ name = "{name}", method = "{method}", harmonize = "{harmonizer}"{extra} }}')
     return tables
 
@@ -288,6 +294,7 @@ def run_evaluator(
     seeds: list[int],
     device: str,
     method_options: dict[str, dict],
+    latent_lr: float,
 ) -> None:
     """Writes a body-target protocol (detection AP + retention only) and runs the evaluator on it."""
     from pathlib import Path
@@ -305,7 +312,7 @@ def run_evaluator(
                 f"seeds = {json.dumps(seeds)}",
                 f'device = "{device}"',
                 "methods = [",
-                *(f"  {t}," for t in eval_methods(methods, device, method_options)),
+                *(f"  {t}," for t in eval_methods(methods, device, method_options, latent_lr)),
                 "]",
                 f'[data]\nsource = "vtest"\nframes = {frames}',
                 f'[utility]\ntarget = "body"\n[utility.detection]\nsteps = {steps}',
@@ -360,6 +367,7 @@ def main() -> None:
             args.eval_seeds,
             args.device,
             method_options,
+            args.lr,
         )
     if args.skip_table:
         return

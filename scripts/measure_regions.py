@@ -40,9 +40,10 @@ VTEST_FACES = {
 }
 # People in vtest.avi frame 300, counted by hand: a point on each torso (x, y).
 VTEST_PEOPLE = {300: [(200, 166), (252, 166), (310, 166), (329, 218), (594, 166), (631, 166)]}
-COLLAGE_HEIGHTS = (10, 12, 14, 16, 20, 24, 32, 48, 96)
+COLLAGE_HEIGHTS = (10, 12, 14, 16, 20, 24, 32, 48, 64, 96)
 FACE_DETECTORS = {
-    "mediapipe_face (default)": ("mediapipe_face", {}),
+    "mediapipe_face tile_size=0 (one pass)": ("mediapipe_face", {"tile_size": 0}),
+    "mediapipe_face (default: tile_size=640)": ("mediapipe_face", {}),
     "mediapipe_face tile_size=256": ("mediapipe_face", {"tile_size": 256}),
     "mediapipe_face tile_size=192": ("mediapipe_face", {"tile_size": 192}),
     "centerface (default)": ("centerface", {}),
@@ -158,6 +159,24 @@ def median_ms(detect: Callable[[np.ndarray], Detections], image: np.ndarray, run
     return 1000 * statistics.median(times)
 
 
+# openpeople's emotion sheets: 16 portraits of one person on a 4x4 grid under a title line
+# (the same template for all 10 people), searched at this long side like a group photo.
+SHEET_LONG_SIDE = 768
+SHEET_TITLE = 0.045  # fraction of the height taken by the title above the grid
+
+
+def sheet_cells_found(dets: Detections, size: tuple[int, int]) -> int:
+    """How many of an emotion sheet's 16 grid cells hold the centre of a detected face."""
+    h, w = size
+    cells = set()
+    for det in dets:
+        x1, y1, x2, y2 = det.box_xyxy
+        cx, cy = (x1 + x2) / 2, (y1 + y2) / 2
+        if cy >= SHEET_TITLE * h:
+            cells.add((min(int(4 * cx / w), 3), min(int(4 * (cy - SHEET_TITLE * h) / ((1 - SHEET_TITLE) * h)), 3)))
+    return len(cells)
+
+
 def face_tables(runs: int, only: str) -> None:
     """Prints one table row per face detector as soon as it is measured."""
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "detectors"))
@@ -165,6 +184,8 @@ def face_tables(runs: int, only: str) -> None:
 
     collage, truths = make_face_collage(COLLAGE_HEIGHTS, size=(720, 1280))
     people = [rgb(p, OPENPEOPLE_LONG_SIDE) for paths in openpeople_images().values() for p in paths]
+    sheets = [rgb(p, SHEET_LONG_SIDE) for paths in openpeople_images().values() for p in paths
+              if p.name == "emotions_sheet.jpg"]
     frames = dict(zip(VTEST_FACES, read_video_frames(vtest_path(), list(VTEST_FACES))))
     n_vtest = sum(len(v) for v in VTEST_FACES.values())
     sizes = {"768x576": frames[300], "1280x720": cv2.resize(frames[300], (1280, 720)),
@@ -172,11 +193,13 @@ def face_tables(runs: int, only: str) -> None:
     print("### Faces: found by size (collage), recall on real images, time per frame\n")
     print(f"Collage: openpeople portraits at known face heights on 1280x720 (found = box IoU >= 0.3). "
           f"openpeople: images with at least one face found, searched at long side {OPENPEOPLE_LONG_SIDE} px. "
+          f"Emotion sheets: grid cells (16 faces per sheet) holding a detected face's centre, sheets at long side "
+          f"{SHEET_LONG_SIDE} px (faces about 40 px high). "
           "vtest: faces counted by hand (`VTEST_FACES`). Times: median ms per frame; 1280x720 and "
           "1920x1080 are vtest frame 300 upscaled.\n")
-    print("| detector | " + " | ".join(f"{h}px" for h in COLLAGE_HEIGHTS) + " | smallest found | openpeople | "
+    print("| detector | " + " | ".join(f"{h}px" for h in COLLAGE_HEIGHTS) + " | smallest found | openpeople | emotion sheets | "
           "vtest faces (by hand) | " + " | ".join(f"ms @ {k}" for k in sizes) + " |")
-    print("|---|" + "---|" * (len(COLLAGE_HEIGHTS) + 3 + len(sizes)), flush=True)
+    print("|---|" + "---|" * (len(COLLAGE_HEIGHTS) + 4 + len(sizes)), flush=True)
     for label, (name, options) in FACE_DETECTORS.items():
         if only not in label:
             continue
@@ -184,10 +207,11 @@ def face_tables(runs: int, only: str) -> None:
         hits = face_hits(detect(collage), truths)
         smallest = min((h for h, ok in zip(COLLAGE_HEIGHTS, hits) if ok), default=None)
         op = sum(len(detect(p)) > 0 for p in people)
+        cells = sum(sheet_cells_found(detect(sheet), sheet.shape[:2]) for sheet in sheets)
         vt = sum(sum(point_hits(detect(frames[f]), pts)) for f, pts in VTEST_FACES.items())
         ms = [f"{median_ms(detect, im, runs):.0f}" for im in sizes.values()]
         print(f"| {label} | " + " | ".join("yes" if ok else "no" for ok in hits) + f" | {smallest} px | "
-              f"{op}/{len(people)} | {vt}/{n_vtest} | " + " | ".join(ms) + " |", flush=True)
+              f"{op}/{len(people)} | {cells}/{16 * len(sheets)} | {vt}/{n_vtest} | " + " | ".join(ms) + " |", flush=True)
 
 
 def body_table(runs: int) -> list[str]:

@@ -120,7 +120,7 @@ def detect_people(paths: list[Path], kind: str, min_body_height: int = 160) -> l
     if kind == "face":
         from realanon.detectors.mediapipe_face import MediaPipeFaceDetector
 
-        detector: Any = MediaPipeFaceDetector(model="full", min_score=0.5)
+        detector: Any = MediaPipeFaceDetector(model="full", min_score=0.5, tile_size=0)
 
         def usable(d: Detection) -> bool:
             return min(d.width, d.height) >= 24
@@ -371,7 +371,7 @@ def face_redetection(args: argparse.Namespace) -> dict[str, dict[str, float]]:
     from realanon.detectors.mediapipe_face import MediaPipeFaceDetector
     from realanon.pipeline import build_anonymizer
 
-    detector = MediaPipeFaceDetector(model="full", min_score=0.5)
+    detector = MediaPipeFaceDetector(model="full", min_score=0.5, tile_size=0)
     paths = [p for p in list_images(args.data, "") if args.holdout in str(p)]
     images = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in paths]
     methods = {"gan": {"model": str(args.out)}, "blur": {}, "mask": {}}

@@ -190,7 +190,7 @@ def extract_faces(options: PrivacyOptions, size: int = 192, context: float = 0.6
 
     from realanon.detectors.mediapipe_face import MediaPipeFaceDetector
 
-    detector = MediaPipeFaceDetector(model="full", min_score=0.5)
+    detector = MediaPipeFaceDetector(model="full", min_score=0.5, tile_size=0)
     faces: list[FaceSample] = []
     for identity, paths in identity_folders(options.identities).items():
         mine: list[FaceSample] = []

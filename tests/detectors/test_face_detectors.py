@@ -11,6 +11,7 @@ from realanon.detectors.centerface import CenterFaceDetector
 from realanon.detectors.mediapipe_face import MediaPipeFaceDetector
 from realanon.media import openpeople_images
 from realanon.registry import DETECTORS
+from tests.detectors.conftest import make_face_collage
 from tests.helpers import assert_same_detections
 
 # The astronaut's face (brow to chin, ear to ear), measured by hand on the image.
@@ -66,11 +67,13 @@ def test_face_detectors_find_an_openpeople_selfie(factory) -> None:  # type: ign
 
 def test_mediapipe_tiling_finds_small_faces(face_collage) -> None:  # type: ignore[no-untyped-def]
     image, truths = face_collage
-    untiled = _matched(truths, MediaPipeFaceDetector()(image))
+    untiled = _matched(truths, MediaPipeFaceDetector(tile_size=0)(image))
     tiled_dets = MediaPipeFaceDetector(tile_size=256)(image)
     tiled = _matched(truths, tiled_dets)
     assert all(tiled), tiled  # every face, 16 px high included
     assert not all(untiled[:3])  # the tiles are what find the smallest ones
+    default = _matched(truths, MediaPipeFaceDetector()(image))
+    assert sum(default) > sum(untiled)  # the default tiles find more than one whole-frame pass
     assert len(tiled_dets) <= len(truths) + 1  # tile duplicates are merged
 
 
@@ -143,3 +146,10 @@ def test_mesh_hull_region_covers_the_astronaut_face(astronaut: np.ndarray) -> No
     cut = rows.min() + 0.6 * (rows.max() + 1 - rows.min())
     part_rows = np.nonzero(part.any(axis=1))[0]
     assert part_rows.min() == rows.min() and abs(part_rows.max() + 1 - cut) <= 3  # roll is small here
+
+
+def test_default_mediapipe_finds_faces_from_32_px_in_1080p() -> None:
+    # One whole-frame pass alone needs faces of about a tenth of the frame (96 px here).
+    image, truths = make_face_collage((32, 40, 48, 64, 96), size=(1080, 1920))
+    assert all(_matched(truths, MediaPipeFaceDetector()(image)))
+    assert not all(_matched(truths, MediaPipeFaceDetector(tile_size=0)(image)))

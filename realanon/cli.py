@@ -65,7 +65,7 @@ def config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     config = load_preset(args.config) if args.config else AnonymizerConfig()
     changes: dict[str, object] = {}
     if args.target and args.target != config.target:
-        changes.update(target=args.target, detector=None, detector_options={})
+        changes.update(target=args.target, detector=None, detector_options={}, photo_detector_options=None)
     if args.method and args.method != config.method:
         changes.update(method=args.method, method_options={})
     for key in ("harmonize", "threshold", "seed", "device"):

@@ -63,6 +63,11 @@ class AnonymizerConfig:
         target: ``"face"`` or ``"body"``.
         detector: Registered detector name; None picks the default for the target.
         detector_options: Keyword arguments for the detector.
+        photo_detector_options: Detector options for still images only, over
+            ``detector_options``: a photo can afford a slower, more thorough search than a video
+            frame. None uses the built-in ones for the detector
+            (:data:`realanon.pipeline.DEFAULT_PHOTO_DETECTOR_OPTIONS`) for the keys that
+            ``detector_options`` does not set; ``{}`` searches photos like video frames.
         method: Registered generator name (``blur``, ``pixelate``, ``mask``, ...).
         method_options: Keyword arguments for the generator.
         harmonize: ``"none"``, ``"match"`` or ``"latent"``.
@@ -79,6 +84,7 @@ class AnonymizerConfig:
     target: Literal["face", "body"] = "face"
     detector: str | None = None
     detector_options: Mapping[str, Any] = field(default_factory=dict)
+    photo_detector_options: Mapping[str, Any] | None = None
     method: str = "blur"
     method_options: Mapping[str, Any] = field(default_factory=dict)
     harmonize: str = "none"
@@ -96,6 +102,8 @@ class AnonymizerConfig:
             raise ConfigError(f"target must be face or body, got {self.target!r}")
         if self.dtype not in ("float32", "float16"):
             raise ConfigError(f"dtype must be float32 or float16, got {self.dtype!r}")
+        if self.photo_detector_options is not None and not isinstance(self.photo_detector_options, Mapping):
+            raise ConfigError(f"photo_detector_options must be a table, got {self.photo_detector_options!r}")
         if self.threshold is not None and not 0.0 <= self.threshold <= 1.0:
             raise ConfigError(f"threshold must be in [0, 1], got {self.threshold}")
 
@@ -152,8 +160,8 @@ def load_preset(name: str | Path, overrides: Iterable[str] = ()) -> AnonymizerCo
             raise ConfigError(f"{path}: based_on {parent!r} is itself based on another preset (one level only)")
         # Options belong to the component they were written for: a child that names another
         # detector/method/harmonizer does not inherit the parent's options for it.
-        for name, options in (("detector", "detector_options"), ("method", "method_options"),
-                              ("harmonize", "harmonize_options")):
+        for name, options in (("detector", "detector_options"), ("detector", "photo_detector_options"),
+                              ("method", "method_options"), ("harmonize", "harmonize_options")):
             if name in data and data[name] != parent_data.get(name):
                 parent_data.pop(options, None)
         data = _merge(parent_data, data)

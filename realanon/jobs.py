@@ -140,7 +140,7 @@ def anonymize_image_file(
     """Anonymizes one image file; returns the fail-closed error message if the frame failed."""
     image = read_image(job.input)
     given = detections.get(job.input, 0, image_size(image)) if detections is not None else None
-    result = anonymizer(image, given)
+    result = anonymizer(image, given, photo=True)
     write_image_atomic(job.output, result.image)
     if audit is not None:
         audit.add_frame(str(job.input), 0, result.detections, anonymizer.method_name, result.failed)

@@ -44,6 +44,7 @@ COLLAGE_HEIGHTS = (10, 12, 14, 16, 20, 24, 32, 48, 64, 96)
 FACE_DETECTORS = {
     "mediapipe_face tile_size=0 (one pass)": ("mediapipe_face", {"tile_size": 0}),
     "mediapipe_face (default: tile_size=640)": ("mediapipe_face", {}),
+    "mediapipe_face tile_size=384 (default for photos)": ("mediapipe_face", {"tile_size": 384}),
     "mediapipe_face tile_size=256": ("mediapipe_face", {"tile_size": 256}),
     "mediapipe_face tile_size=192": ("mediapipe_face", {"tile_size": 192}),
     "centerface (default)": ("centerface", {}),

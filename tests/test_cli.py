@@ -81,3 +81,32 @@ def test_models_lists_registries(capsys) -> None:
     assert main(["models"]) == 0
     out = capsys.readouterr().out
     assert "generators:" in out and "blur" in out and "mediapipe_face" in out and "face_blur" in out
+
+
+def test_photos_are_searched_more_thoroughly_than_video_frames(tmp_path: Path) -> None:
+    # openpeople's emotion sheet: 16 faces of about 40 px on a 768 px group-photo-like image.
+    import cv2
+
+    from realanon.media import openpeople_images
+
+    path = next(p for p in openpeople_images()["P001"] if p.name == "emotions_sheet.jpg")
+    sheet = cv2.imread(str(path))
+    sheet = cv2.resize(sheet, None, fx=768 / max(sheet.shape[:2]), fy=768 / max(sheet.shape[:2]),
+                       interpolation=cv2.INTER_AREA)
+    photo = tmp_path / "sheet.png"
+    cv2.imwrite(str(photo), sheet)
+    counts = {}
+    for label, extra in {"photo": [], "video settings": ["--set", "photo_detector_options={}"]}.items():
+        audit = tmp_path / f"{label}.json"
+        assert main(["anonymize", str(photo), "-o", str(tmp_path / f"{label}.png"), "--method", "mask",
+                     "--save-detections", str(audit), *extra]) == 0
+        counts[label] = len(json.loads(audit.read_text())["files"][0]["frames"][0]["regions"])
+    assert counts["photo"] == 16
+    assert counts["video settings"] < 16
+
+
+def test_photo_search_keeps_one_face_on_the_astronaut(photo: Path, tmp_path: Path) -> None:
+    audit = tmp_path / "audit.json"
+    assert main(["anonymize", str(photo), "-o", str(tmp_path / "a.png"), "--method", "mask",
+                 "--save-detections", str(audit)]) == 0
+    assert len(json.loads(audit.read_text())["files"][0]["frames"][0]["regions"]) == 1

@@ -163,3 +163,26 @@ def test_partial_face_replaces_only_the_top(astronaut: np.ndarray) -> None:
     rows = np.flatnonzero(part_mask.any(axis=1))
     full_rows = np.flatnonzero(full_mask.any(axis=1))
     assert rows[0] == full_rows[0] and rows[-1] < full_rows[-1] - 0.3 * len(full_rows)
+
+
+def test_photos_get_their_own_detector_options() -> None:
+    default = build_anonymizer(AnonymizerConfig(method="mask"))
+    assert default.detector.tile_size == 640 and default.photo_detector.tile_size == 384  # type: ignore[union-attr]
+    # What the user sets for the detector holds for photos too; {} searches photos like video.
+    fast = build_anonymizer(AnonymizerConfig(method="mask", detector_options={"tile_size": 0}))
+    assert fast.detector.tile_size == 0 and fast.photo_detector is None  # type: ignore[attr-defined]
+    assert build_anonymizer(AnonymizerConfig(method="mask", photo_detector_options={})).photo_detector is None
+    own = build_anonymizer(AnonymizerConfig(method="mask", photo_detector_options={"tile_size": 192}))
+    assert own.photo_detector.tile_size == 192  # type: ignore[union-attr]
+    # No built-in photo options for the body detector.
+    assert build_anonymizer(AnonymizerConfig(method="mask", target="body")).photo_detector is None
+
+
+def test_photo_detector_is_used_only_for_photos(rng: np.random.Generator) -> None:
+    image = _scene(rng)
+    video = FixedDetector((face(10, 10, 40, 40),))
+    photo = FixedDetector((face(60, 60, 100, 100), face(10, 10, 40, 40)))
+    anonymizer = Anonymizer(video, GENERATORS.build("mask"), photo_detector=photo)
+    assert len(anonymizer(image).detections) == 1
+    assert len(anonymizer(image, photo=True).detections) == 2
+    assert len(Anonymizer(video, GENERATORS.build("mask"))(image, photo=True).detections) == 1

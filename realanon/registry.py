@@ -1,16 +1,18 @@
 """Flat registries of detectors, generators and post-processors.
 
 One dict per kind maps a name to a factory (usually a class). The decorator refuses
-duplicate names. Other packages add entries through the entry-point groups
-``realanon.detectors``, ``realanon.generators`` and ``realanon.postprocessors``: each entry
-point names a factory, registered under the entry point's name the first time a registry is
-read. Instances can always be passed to the pipeline directly instead of by name.
+duplicate names. Built-in entries are known by name from the start but their module is
+imported only when the entry is used, so a blur run never imports torch. Other packages add
+entries through the entry-point groups ``realanon.detectors``, ``realanon.generators`` and
+``realanon.postprocessors``: each entry point names a factory, registered under the entry
+point's name the first time a registry is read and imported when used. Instances can always
+be passed to the pipeline directly instead of by name.
 """
 
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
@@ -32,15 +34,17 @@ class Registry:
     Args:
         kind: Human name of the kind, used in error messages (``"generator"``).
         entry_point_group: Entry-point group other packages can use to add entries.
-        builtin_modules: Modules of realanon that register the built-in entries; imported
-            lazily the first time the registry is read so that importing realanon stays cheap.
+        builtins: Name of each built-in entry -> the realanon module that registers it;
+            the module is imported the first time its entry is used.
     """
 
-    def __init__(self, kind: str, entry_point_group: str, builtin_modules: tuple[str, ...]) -> None:
+    def __init__(self, kind: str, entry_point_group: str, builtins: Mapping[str, str]) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
-        self._builtin_modules = builtin_modules
+        self._builtins = dict(builtins)
         self._factories: dict[str, Callable[..., Any]] = {}
+        # Everything ever registered, kept even when ``_factories`` is swapped (tests do).
+        self._defined: dict[str, Callable[..., Any]] = {}
         self._loaded = False
 
     def register(self, name: str) -> Callable[[F], F]:
@@ -56,18 +60,21 @@ class Registry:
         """Registers ``factory`` under ``name``.
 
         Raises:
-            ValueError: if ``name`` is already registered.
+            ValueError: if ``name`` is already registered (a built-in not yet imported only
+                holds its place).
         """
-        if name in self._factories:
-            raise ValueError(f"{self.kind} {name!r} is already registered by {self._factories[name]!r}")
+        existing = self._factories.get(name)
+        if existing is not None and not isinstance(existing, _LazyBuiltin):
+            raise ValueError(f"{self.kind} {name!r} is already registered by {existing!r}")
         self._factories[name] = factory
+        self._defined.setdefault(name, factory)
 
     def _load(self) -> None:
         if self._loaded:
             return
         self._loaded = True
-        for module in self._builtin_modules:
-            importlib.import_module(module)
+        for name, module in self._builtins.items():
+            self._factories.setdefault(name, _LazyBuiltin(module))  # type: ignore[arg-type]
         for ep in entry_points(group=self.entry_point_group):
             if ep.name not in self._factories:
                 self._factories[ep.name] = _LazyEntryPoint(ep)  # type: ignore[assignment]
@@ -86,7 +93,13 @@ class Registry:
             raise UnknownNameError(
                 f"unknown {self.kind} {name!r}; known: {', '.join(sorted(self._factories))}"
             ) from None
-        if isinstance(factory, _LazyEntryPoint):
+        if isinstance(factory, _LazyBuiltin):
+            importlib.import_module(factory.module)  # its decorator registers the real factory
+            if name not in self._defined:
+                raise ConfigError(f"{factory.module} did not register the {self.kind} {name!r}")
+            factory = self._defined[name]
+            self._factories[name] = factory
+        elif isinstance(factory, _LazyEntryPoint):
             factory = factory.load()
             self._factories[name] = factory
         return factory
@@ -98,6 +111,16 @@ class Registry:
     def __contains__(self, name: object) -> bool:
         self._load()
         return name in self._factories
+
+
+class _LazyBuiltin:
+    """Holds a built-in entry's place until its module is imported."""
+
+    def __init__(self, module: str) -> None:
+        self.module = module
+
+    def __repr__(self) -> str:
+        return f"<built-in from {self.module}>"
 
 
 class _LazyEntryPoint:
@@ -113,36 +136,21 @@ class _LazyEntryPoint:
         return f"<entry point {self.ep.value}>"
 
 
-DETECTORS = Registry(
-    "detector",
-    "realanon.detectors",
-    (
-        "realanon.detectors.mediapipe_face",
-        "realanon.detectors.mediapipe_body",
-        "realanon.detectors.centerface",
-        "realanon.detectors.torchvision_rcnn",
-    ),
-)
-GENERATORS = Registry(
-    "generator",
-    "realanon.generators",
-    (
-        "realanon.generators.blur",
-        "realanon.generators.pixelate",
-        "realanon.generators.mask",
-        "realanon.generators.donor",
-        "realanon.generators.gan",
-        "realanon.generators.diffusion",
-    ),
-)
-POSTPROCESSORS = Registry(
-    "post-processor",
-    "realanon.postprocessors",
-    (
-        "realanon.postprocess.match",
-        "realanon.postprocess.latent",
-    ),
-)
+_DETECTORS = "realanon.detectors"
+DETECTORS = Registry("detector", "realanon.detectors", {
+    "mediapipe_face": f"{_DETECTORS}.mediapipe_face",
+    "mediapipe_body": f"{_DETECTORS}.mediapipe_body",
+    "centerface": f"{_DETECTORS}.centerface",
+    "keypoint_rcnn": f"{_DETECTORS}.torchvision_rcnn",
+    "mask_rcnn": f"{_DETECTORS}.torchvision_rcnn",
+})
+GENERATORS = Registry("generator", "realanon.generators", {
+    name: f"realanon.generators.{name}" for name in ("blur", "pixelate", "mask", "donor", "gan", "diffusion")
+})
+POSTPROCESSORS = Registry("post-processor", "realanon.postprocessors", {
+    "match": "realanon.postprocess.match",
+    "latent": "realanon.postprocess.latent",
+})
 
 register_detector = DETECTORS.register
 register_generator = GENERATORS.register

@@ -64,7 +64,7 @@ def plugin_on_path(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: 
 
 
 def test_fresh_registry_finds_the_plugin(plugin_on_path: Path) -> None:
-    registry = Registry("generator", "realanon.generators", ())
+    registry = Registry("generator", "realanon.generators", {})
     assert "tiny" in registry.names()
     assert registry.get("tiny").__module__ == "realanon_tiny_plugin"
 
@@ -88,7 +88,7 @@ def test_plugin_cannot_shadow_a_builtin(tmp_path: Path, monkeypatch: pytest.Monk
     eps.write_text("[realanon.generators]\nblur = realanon_tiny_plugin:FillGenerator\n")
     monkeypatch.syspath_prepend(str(site))
     importlib.invalidate_caches()
-    registry = Registry("generator", "realanon.generators", ("realanon.generators.blur",))
+    registry = Registry("generator", "realanon.generators", {"blur": "realanon.generators.blur"})
     registry.add("blur", object)  # stands in for the built-in registered first
     assert registry.get("blur") is object
     with pytest.raises(ValueError, match="already registered"):

@@ -39,3 +39,12 @@ def assert_same_detections(got: Detections, expected: Detections, box_atol: floa
         assert (g.keypoints is None) == (e.keypoints is None)
         if e.keypoints is not None:
             np.testing.assert_allclose(g.keypoints, e.keypoints, rtol=0, atol=box_atol)
+
+
+def assert_replaces_only_masked(batch: GenerationBatch, out: list[np.ndarray]) -> None:
+    """Each generated crop has the crop's shape and dtype, its pixels outside the replace-mask
+    unchanged and its masked pixels changed."""
+    for crop, mask, result in zip(batch.crops, batch.replace_masks, out):
+        assert result.shape == crop.shape and result.dtype == np.uint8
+        np.testing.assert_array_equal(result[~mask], crop[~mask])
+        assert not np.array_equal(result[mask], crop[mask])

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any
+
 import numpy as np
 
-from realanon.structures import Detection
+from realanon.structures import Detection, Detections
 
 
 def _intersections_and_areas(box: np.ndarray, boxes: np.ndarray) -> tuple[np.ndarray, float, np.ndarray]:
@@ -107,3 +110,28 @@ def shift_detection_arrays(
     kp[:, 0] = kp[:, 0] / scale + dx
     kp[:, 1] = kp[:, 1] / scale + dy
     return box, kp
+
+
+def detect_in_groups(
+    images: Sequence[np.ndarray],
+    key: Callable[[np.ndarray], Hashable],
+    detect_group: Callable[[list[np.ndarray], Any], list[Detections]],
+) -> list[Detections]:
+    """Batched detection: images with the same ``key`` go to ``detect_group`` together.
+
+    Args:
+        images: The images, in any mix of sizes.
+        key: What images must share to be batched (e.g. the network input size).
+        detect_group: ``(images, key) -> detections``, one result per image, in order.
+
+    Returns:
+        One :class:`Detections` per image, in the order of ``images``.
+    """
+    groups: dict[Hashable, list[int]] = {}
+    for i, image in enumerate(images):
+        groups.setdefault(key(image), []).append(i)
+    found: dict[int, Detections] = {}
+    for group_key, indices in groups.items():
+        for i, detections in zip(indices, detect_group([images[i] for i in indices], group_key)):
+            found[i] = detections
+    return [found[i] for i in range(len(images))]

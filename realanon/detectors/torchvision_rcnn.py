@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from realanon.detectors._boxes import detect_in_groups
 from realanon.errors import ConfigError, InputError
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections, image_size
@@ -94,18 +95,15 @@ class RCNNPersonDetector:
         one forward because torchvision pads a batch to its largest image, which would change
         the features near the borders of the smaller ones.
         """
+        return detect_in_groups(images, image_size, self._detect_same_size)
+
+    def _detect_same_size(self, images: list[np.ndarray], size: tuple[int, int]) -> list[Detections]:
+        """Images of one size, in one forward."""
         import torch
 
-        groups: dict[tuple[int, int], list[int]] = {}
-        for i, image in enumerate(images):
-            groups.setdefault(image_size(image), []).append(i)
-        found: dict[int, Detections] = {}
-        for size, indices in groups.items():
-            with torch.no_grad():
-                outputs = self.net([self._to_tensor(images[i]) for i in indices])
-            for i, out in zip(indices, outputs):
-                found[i] = self._to_detections(out, size)
-        return [found[i] for i in range(len(images))]
+        with torch.no_grad():
+            outputs = self.net([self._to_tensor(image) for image in images])
+        return [self._to_detections(out, size) for out in outputs]
 
     def _to_tensor(self, image: np.ndarray) -> Any:
         """``(3, H, W)`` float32 tensor in [0, 1] on the detector's device."""

@@ -14,6 +14,7 @@ from realanon.errors import RealanonError  # noqa: E402
 from realanon.generators.diffusion import DiffusionInpainter, prompt_for  # noqa: E402
 from realanon.registry import GENERATORS  # noqa: E402
 from realanon.structures import GenerationBatch  # noqa: E402
+from tests.helpers import assert_replaces_only_masked  # noqa: E402
 
 
 def _byte_chars() -> list[str]:
@@ -94,10 +95,7 @@ def test_saved_directory_has_no_pickles(tiny_dir: Path) -> None:
 def test_round_trip_shapes_and_unmasked_pixels(generator: DiffusionInpainter) -> None:
     batch = _batch((1, 2, 3))
     out = generator(batch)
-    for crop, mask, result in zip(batch.crops, batch.replace_masks, out):
-        assert result.shape == crop.shape and result.dtype == np.uint8
-        np.testing.assert_array_equal(result[~mask], crop[~mask])
-        assert not np.array_equal(result[mask], crop[mask])
+    assert_replaces_only_masked(batch, out)
 
 
 def test_seeded(generator: DiffusionInpainter) -> None:

@@ -26,6 +26,7 @@ from realanon.pipeline import build_anonymizer
 from realanon.registry import GENERATORS
 from realanon.structures import Detection, Detections, GenerationBatch
 from realanon.weights import WeightsError, save_model
+from tests.helpers import assert_replaces_only_masked
 
 REPO = Path(__file__).resolve().parents[2]
 TINY = GanConfig(resolution=32, channels=(8, 16, 16), latent_dim=8, style_dim=16)
@@ -72,10 +73,7 @@ def test_shapes_and_unmasked_pixels(gan: GanInpainter) -> None:
     assert images.shape == (3, 3, 32, 32) and masks.shape == (3, 1, 32, 32)
     assert images.dtype == torch.float32 and 0 <= images.min() and images.max() <= 1
     out = gan(batch)
-    for crop, mask, result in zip(batch.crops, batch.replace_masks, out):
-        assert result.shape == crop.shape and result.dtype == np.uint8
-        np.testing.assert_array_equal(result[~mask], crop[~mask])
-        assert not np.array_equal(result[mask], crop[mask])
+    assert_replaces_only_masked(batch, out)
 
 
 def test_call_equals_latent_path(gan: GanInpainter) -> None:

@@ -76,7 +76,12 @@ def _fetch_once(name: str, build: Callable[[Path], Path]) -> Path:
         return target
     with tempfile.TemporaryDirectory(dir=cache_dir()) as tmp:
         produced = build(Path(tmp))
-        os.replace(produced, target)
+        try:
+            os.replace(produced, target)
+        except OSError:
+            # Another process (a parallel test worker) cached it first; theirs is as good.
+            if not target.exists():
+                raise
     return target
 
 

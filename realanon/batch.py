@@ -39,10 +39,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from realanon.arguments import add_config_arguments, config_from_args
 from realanon.audit import AuditLog
-from realanon.config import AnonymizerConfig, load_preset, parse_flat_overrides
+from realanon.config import AnonymizerConfig
 from realanon.errors import InputError, RealanonError
 from realanon.jobs import Job, media_kind, plan_jobs
+from realanon.native_logs import filtered_native_stderr
 from realanon.pipeline import Anonymizer, build_anonymizer
 
 log = logging.getLogger(__name__)
@@ -267,14 +269,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="directories, COCO .json, .txt lists, files")
     parser.add_argument("-o", "--output", required=True, help="output directory (holds the manifest)")
-    parser.add_argument("--config", help="preset name in configs/ or a .toml file (default: face blur)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a config value (repeatable)")
+    add_config_arguments(parser)  # the same --target/--method/--config/--set/... as `realanon anonymize`
     parser.add_argument("--shard", metavar="K/N", help="process shard K of N instead of asking accelerate")
     parser.add_argument("--keep-audio", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--save-detections", action="store_true", help="write <output>.detections.json per file")
     parser.add_argument("--no-retry-failed", action="store_true", help="skip files that failed in an earlier run")
     parser.add_argument("--progress", action="store_true", help="show a progress bar per video")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details to stderr, third-party libraries' logs included")
     return parser
 
 
@@ -294,10 +296,16 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
 def main(argv: list[str] | None = None) -> int:
     """``realanon batch``: returns 0 when every file of this shard succeeded, 1 otherwise, 2 on usage errors."""
     args = build_parser().parse_args(argv)
+    if args.verbose:
+        logging.basicConfig(level=logging.DEBUG, format="realanon batch: %(message)s")
+        return _main(args)
+    with filtered_native_stderr():
+        return _main(args)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
-        config = load_preset(args.config) if args.config else AnonymizerConfig()
-        if args.overrides:
-            config = config.replace(**parse_flat_overrides(args.overrides))
+        config = config_from_args(args)
         report = run_batch(args.inputs, Path(args.output), config, shard=_parse_shard(args.shard),
                            keep_audio=args.keep_audio, save_detections=args.save_detections,
                            retry_failed=not args.no_retry_failed, progress=args.progress)

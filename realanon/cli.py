@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
-import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from realanon.arguments import add_config_arguments, config_from_args
 from realanon.errors import RealanonError
+from realanon.native_logs import filtered_native_stderr
 
 PROG = "realanon"
 
@@ -23,16 +25,7 @@ def _add_anonymize(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
     )
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image/video files or directories")
     p.add_argument("-o", "--output", help="output file (one input) or directory (mirrors input trees)")
-    p.add_argument("--target", choices=("face", "body"), help="replace faces or whole bodies (default: face)")
-    p.add_argument("--method", help="generator: blur, pixelate, mask, donor, gan, diffusion, or a plug-in "
-                   "(see `realanon models`)")
-    p.add_argument("--config", help="preset name in configs/ or a .toml file")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a config value, e.g. --set regions.face_margin=0.3 (repeatable)")
-    p.add_argument("--harmonize", help="histogram harmonization: none, match or latent")
-    p.add_argument("--threshold", type=float, help="minimum detection score (default: preset's / detector's)")
-    p.add_argument("--seed", type=int, help="base random seed (default 0)")
-    p.add_argument("--device", help="cpu, cuda or cuda:N (default cpu)")
+    add_config_arguments(p)
     p.add_argument("--save-detections", metavar="FILE.json", help="write a JSON audit of every region replaced")
     p.add_argument("--detections", metavar="FILE", help="use these detections instead of a detector: "
                    "realanon JSON, COCO JSON or Cityscapes gtFine polygons")
@@ -43,7 +36,8 @@ def _add_anonymize(sub: argparse._SubParsersAction) -> None:  # type: ignore[typ
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Realistic anonymization of people in images and video.")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log details (and tracebacks) to stderr")
+    parser.add_argument("-v", "--verbose", action="store_true",
+                        help="log details (and tracebacks) to stderr, third-party libraries' logs included")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_anonymize(sub)
     sub.add_parser("models", help="list registered detectors, generators, post-processors and presets")
@@ -56,27 +50,6 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("batch", help="dataset jobs sharded over processes/GPUs/machines (see `realanon batch -h`)",
                    add_help=False)
     return parser
-
-
-def config_from_args(args: argparse.Namespace):  # type: ignore[no-untyped-def]
-    """Builds the AnonymizerConfig from a preset and the command-line overrides."""
-    from realanon.config import AnonymizerConfig, load_preset, parse_flat_overrides
-
-    config = load_preset(args.config) if args.config else AnonymizerConfig()
-    changes: dict[str, object] = {}
-    if args.target and args.target != config.target:
-        changes.update(target=args.target, detector=None, detector_options={}, photo_detector_options=None)
-    if args.method and args.method != config.method:
-        changes.update(method=args.method, method_options={})
-    for key in ("harmonize", "threshold", "seed", "device"):
-        value = getattr(args, key)
-        if value is not None:
-            changes[key] = value
-    if changes:
-        config = config.replace(**changes)
-    if args.overrides:
-        config = config.replace(**parse_flat_overrides(args.overrides))
-    return config
 
 
 def cmd_anonymize(args: argparse.Namespace) -> int:
@@ -135,13 +108,19 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``realanon`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    os.environ.setdefault("GLOG_minloglevel", "2")  # mediapipe's C++ logging
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    if argv and argv[0] == "batch":
+    if argv[:1] in (["-v"], ["--verbose"]) and argv[1:2] == ["batch"]:
+        argv = ["batch", "-v", *argv[2:]]
+    if argv[:1] == ["batch"]:
         from realanon.batch import main as batch_main
 
         return batch_main(argv[1:])
     args = build_parser().parse_args(argv)
+    quiet = contextlib.nullcontext() if args.verbose else filtered_native_stderr()
+    with quiet:
+        return _run_command(args)
+
+
+def _run_command(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format=f"{PROG}: %(message)s")
     handlers = {"anonymize": cmd_anonymize, "models": cmd_models, "demo": cmd_demo, "eval": cmd_eval}
     try:

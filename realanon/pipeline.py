@@ -19,11 +19,16 @@ from realanon.structures import AnonymizedFrame, Detections, GenerationBatch, Ki
 
 log = logging.getLogger(__name__)
 
-DEFAULT_DETECTORS: dict[str, str] = {"face": "mediapipe_face", "body": "mediapipe_body"}
+# yunet finds faces from 12 px at 1080p (docs/regions.md, "Small faces at 1080p").
+DEFAULT_DETECTORS: dict[str, str] = {"face": "yunet", "body": "coco_person"}
 # Still images are searched more thoroughly than video frames, where speed matters: 384-px
 # tiles found every face of the group-photo-like emotion sheets and faces from 14 px on the
-# 720p collage (docs/regions.md), for about 70 ms per 1080p image on CPU.
-DEFAULT_PHOTO_DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {"mediapipe_face": {"tile_size": 384}}
+# 720p collage (docs/regions.md), for about 70 ms per 1080p image on CPU. yunet searches every
+# photo whole at full resolution (its memory of unchanged parts is for consecutive video frames).
+DEFAULT_PHOTO_DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {
+    "mediapipe_face": {"tile_size": 384},
+    "yunet": {"reuse_unchanged": False},
+}
 
 
 def region_seed(base_seed: int, key: Sequence[int]) -> int:
@@ -202,7 +207,8 @@ def _call_with_supported(factory: Callable[..., Any], options: dict[str, Any], e
     kwargs = {k: v for k, v in extras.items() if (accepts_all or k in params) and k not in options}
     try:
         return factory(**options, **kwargs)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
+        # Bad options, or a component that cannot serve the target: one line for the user.
         raise ConfigError(f"{getattr(factory, '__name__', factory)}: {err}") from None
 
 

@@ -64,9 +64,28 @@ def crop_with_padding(image: np.ndarray, box_xyxy: IntBoxXYXY) -> np.ndarray:
         return np.zeros((y2 - y1, x2 - x1, *image.shape[2:]), dtype=image.dtype)
     inner = image[cy1:cy2, cx1:cx2]
     pad = ((cy1 - y1, y2 - cy2), (cx1 - x1, x2 - cx2)) + ((0, 0),) * (image.ndim - 2)
-    if any(p for pair in pad for p in pair):
-        return np.pad(inner, pad, mode="edge")
-    return inner.copy()
+    if not any(p for pair in pad for p in pair):
+        return inner.copy()
+    if image.dtype == np.uint8 and (image.ndim == 2 or (image.ndim == 3 and image.shape[2] <= 4)):
+        # OpenCV's border replication: same pixels as np.pad(mode="edge"), several times faster.
+        (top, bottom), (left, right) = pad[0], pad[1]
+        padded = cv2.copyMakeBorder(inner, top, bottom, left, right, cv2.BORDER_REPLICATE)
+        return padded.reshape(y2 - y1, x2 - x1, *image.shape[2:])
+    return np.pad(inner, pad, mode="edge")
+
+
+def clear_outside_frame(mask: np.ndarray, crop_box_xyxy: IntBoxXYXY, image_size: tuple[int, int]) -> np.ndarray:
+    """Sets to False, in place, the pixels of a crop-sized mask that lie outside the frame; returns ``mask``."""
+    x1, y1, x2, y2 = crop_box_xyxy
+    cx1, cy1, cx2, cy2 = clip_box(crop_box_xyxy, image_size)
+    if cx2 <= cx1 or cy2 <= cy1:
+        mask[...] = False
+        return mask
+    mask[: cy1 - y1] = False
+    mask[cy2 - y1 :] = False
+    mask[:, : cx1 - x1] = False
+    mask[:, cx2 - x1 :] = False
+    return mask
 
 
 def inside_frame_mask(crop_box_xyxy: IntBoxXYXY, image_size: tuple[int, int]) -> np.ndarray:
@@ -151,7 +170,7 @@ def rasterize_face_mask(detection: Detection, crop_box_xyxy: IntBoxXYXY, options
     else:
         bx1, by1, bx2, by2 = round_box(expand_box(detection.box_xyxy, options.face_margin))
         canvas[max(by1 - y0, 0) : max(by2 - y0, 0), max(bx1 - x0, 0) : max(bx2 - x0, 0)] = 1
-    mask = canvas.astype(bool)
+    mask = canvas.view(bool)  # cv2 drew 0/1 values: the same bytes are a valid bool mask
     if options.partial_face:
         mask &= upper_part(mask, angle)
     return mask
@@ -196,7 +215,7 @@ def rasterize_body_mask(detection: Detection, crop_box_xyxy: IntBoxXYXY, options
         mask[max(by1 - y0, 0) : max(by2 - y0, 0), max(bx1 - x0, 0) : max(bx2 - x0, 0)] = True
         return mask
     mask = crop_with_padding(detection.mask.astype(np.uint8), crop_box_xyxy)
-    mask[~inside_frame_mask(crop_box_xyxy, image_size(detection.mask))] = 0
+    clear_outside_frame(mask, crop_box_xyxy, image_size(detection.mask))
     radius = round(options.body_margin * (detection.box_xyxy[3] - detection.box_xyxy[1]))
     if radius > 0:
         kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * radius + 1, 2 * radius + 1))
@@ -207,19 +226,72 @@ def rasterize_body_mask(detection: Detection, crop_box_xyxy: IntBoxXYXY, options
 def feather_mask(replace_mask: np.ndarray, feather_px: float) -> np.ndarray:
     """Alpha that ramps from 0 at the mask's edge to 1 ``feather_px`` pixels inside it.
 
+    Works on the mask's bounding box only. Ramps wider than ``FEATHER_FULL_RES_PX`` are
+    computed from a distance transform at reduced resolution (the ramp stays at least that many
+    pixels wide there), so the cost stops growing with the region's size; the alpha then
+    differs from the full-resolution one by about ``0.5 / FEATHER_FULL_RES_PX`` at most.
+
     Args:
         replace_mask: ``(h, w)`` bool.
-        feather_px: Ramp width in pixels; 0 gives a hard edge.
+        feather_px: Ramp width in pixels; below 1 gives a hard edge.
 
     Returns:
-        ``(h, w)`` float32 in [0, 1], exactly 0 outside ``replace_mask``.
+        ``(h, w)`` float32 in [0, 1], exactly 0 outside ``replace_mask``, exactly 1 wherever the
+        mask's edge is farther than ``feather_px`` (plus the reduced resolution's step).
     """
+    mask = np.asarray(replace_mask, dtype=bool)
     if feather_px < 1:
-        return replace_mask.astype(np.float32)
-    # Pad with a background border so the crop's own edge does not count as the mask's edge.
-    padded = np.pad(replace_mask.astype(np.uint8), 1, constant_values=0)
-    dist = cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
-    return np.clip(dist / float(feather_px), 0.0, 1.0).astype(np.float32) * replace_mask
+        return mask.astype(np.float32)
+    alpha = np.zeros(mask.shape, dtype=np.float32)
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
+    if w == 0 or h == 0:
+        return alpha
+    box = np.ascontiguousarray(mask[y : y + h, x : x + w]).view(np.uint8)
+    ramp = edge_distance(box, feather_px)
+    ramp *= np.float32(1.0 / feather_px)
+    np.minimum(ramp, np.float32(1.0), out=ramp)
+    target = alpha[y : y + h, x : x + w]
+    if cv2.copyTo(ramp, box, target) is not target:  # not written in place
+        np.copyto(target, ramp, where=box.view(bool))
+    return alpha
+
+
+# Widest ramp, in pixels, computed at full resolution; wider ramps use a downscaled mask.
+FEATHER_FULL_RES_PX = 24.0
+
+
+def edge_distance(mask_u8: np.ndarray, feather_px: float) -> np.ndarray:
+    """Distance in pixels from each pixel of a 0/1 mask to the nearest pixel outside it.
+
+    The area beyond the array counts as outside. When ``feather_px`` exceeds
+    ``FEATHER_FULL_RES_PX`` the transform runs on the mask shrunk by ``feather_px /
+    FEATHER_FULL_RES_PX`` and is scaled back: only distances up to ``feather_px`` matter.
+
+    Args:
+        mask_u8: ``(h, w)`` uint8, 1 inside.
+        feather_px: The ramp width the distances serve.
+
+    Returns:
+        ``(h, w)`` float32 distances (approximate L2, OpenCV's 3x3 mask); not zeroed outside the
+        mask when computed at reduced resolution.
+    """
+    h, w = mask_u8.shape
+    factor = feather_px / FEATHER_FULL_RES_PX
+    if factor <= 1.0 or min(h, w) / factor < 8:
+        padded = cv2.copyMakeBorder(mask_u8, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        return cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    sw, sh = max(1, round(w / factor)), max(1, round(h / factor))
+    # Area averaging of 0/1 values rounds to 0/1: a low-resolution pixel is inside when most of it is.
+    small = cv2.resize(mask_u8, (sw, sh), interpolation=cv2.INTER_AREA)
+    small = cv2.copyMakeBorder(small, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    dist = cv2.distanceTransform(small, cv2.DIST_L2, 3)[1:-1, 1:-1]
+    dist = cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR)
+    # A low-resolution pixel centre sits (factor - 1) / 2 full pixels farther in than the full
+    # pixels at its outer edge; every pixel inside the mask is at least 1 pixel from outside.
+    scale_x, scale_y = w / sw, h / sh
+    dist *= np.float32((scale_x + scale_y) / 2)
+    dist -= np.float32(((scale_x + scale_y) / 2 - 1) / 2)
+    return np.maximum(dist, np.float32(1.0), out=dist)
 
 
 def make_region(detection: Detection, image_size: tuple[int, int], options: RegionOptions) -> Region | None:
@@ -236,7 +308,7 @@ def make_region(detection: Detection, image_size: tuple[int, int], options: Regi
         mask = rasterize_face_mask(detection, crop_box, options)
     else:
         mask = rasterize_body_mask(detection, crop_box, options)
-    mask &= inside_frame_mask(crop_box, image_size)
+    clear_outside_frame(mask, crop_box, image_size)
     if not mask.any():
         return None
     # The soft edge stays inside the margin, so the detection itself is fully replaced.

@@ -141,11 +141,17 @@ DETECTORS = Registry("detector", "realanon.detectors", {
     "mediapipe_face": f"{_DETECTORS}.mediapipe_face",
     "mediapipe_body": f"{_DETECTORS}.mediapipe_body",
     "centerface": f"{_DETECTORS}.centerface",
+    "yunet": f"{_DETECTORS}.yunet",
     "keypoint_rcnn": f"{_DETECTORS}.torchvision_rcnn",
     "mask_rcnn": f"{_DETECTORS}.torchvision_rcnn",
+    "coco_person": f"{_DETECTORS}.coco_person",
+    "centernet_person": f"{_DETECTORS}.coco_boxes",
+    "nanodet_person": f"{_DETECTORS}.coco_boxes",
+    "movenet_pose": f"{_DETECTORS}.movenet",
 })
 GENERATORS = Registry("generator", "realanon.generators", {
-    name: f"realanon.generators.{name}" for name in ("blur", "pixelate", "mask", "donor", "gan", "diffusion")
+    **{name: f"realanon.generators.{name}" for name in ("blur", "pixelate", "mask", "gan", "diffusion")},
+    "donor": "realanon.generators.donor_dispatch",  # faces or bodies, by target
 })
 POSTPROCESSORS = Registry("post-processor", "realanon.postprocessors", {
     "match": "realanon.postprocess.match",

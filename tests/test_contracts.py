@@ -31,7 +31,8 @@ def _generator_options(name: str, tmp: Path) -> dict[str, Any]:
 
 
 DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {
-    "mediapipe_face": {}, "mediapipe_body": {}, "centerface": {},
+    "mediapipe_face": {}, "mediapipe_body": {}, "centerface": {}, "yunet": {},
+    "coco_person": {}, "centernet_person": {}, "nanodet_person": {}, "movenet_pose": {},
     "keypoint_rcnn": {"weights": "random", "min_size": 128, "max_size": 160},
     "mask_rcnn": {"weights": "random", "min_size": 128, "max_size": 160},
 }

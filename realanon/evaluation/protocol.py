@@ -22,6 +22,8 @@ from realanon.errors import ConfigError
 
 ORIGINAL = "original"
 ALWAYS = ("blur", "mask")
+# The person detector used where data has no annotations (pseudo-ground-truth) and for retention.
+PERSON_DETECTOR = "coco_person"
 
 
 @dataclass(frozen=True)
@@ -49,9 +51,12 @@ class DataOptions:
         video_frames: vtest: how much of the video (795 frames long) is sampled from.
         train_fraction: vtest: the first part of the video is train, the rest validation.
         scale: vtest: frames are resized by this factor before everything else.
-        pseudo_gt: vtest: ``"hog"`` (OpenCV's people detector) or a registered body detector.
-        pseudo_gt_upscale: vtest: the frame is enlarged by this factor for the HOG detector,
-            which cannot see people under 128 px tall.
+        pseudo_gt: vtest: the detector whose person boxes are the ground truth: a registered
+            body detector (default ``"coco_person"``, the shipped COCO person detector) or
+            ``"hog"`` (OpenCV's HOG people detector).
+        pseudo_gt_upscale: vtest: the frame is enlarged by this factor before ``pseudo_gt``
+            runs (HOG cannot see people under 128 px tall; 1.3 suits it on vtest).
+        pseudo_gt_options: vtest: keyword arguments for the ``pseudo_gt`` detector.
         train_images, train_annotations, val_images, val_annotations: coco: paths.
         max_train_images, max_val_images: coco: keep at most this many (0 = all).
         category: Name of the person category (``AP_person`` and the anonymized kind).
@@ -62,8 +67,9 @@ class DataOptions:
     video_frames: int = 795
     train_fraction: float = 0.7
     scale: float = 0.5
-    pseudo_gt: str = "hog"
-    pseudo_gt_upscale: float = 1.3
+    pseudo_gt: str = PERSON_DETECTOR
+    pseudo_gt_upscale: float = 1.0
+    pseudo_gt_options: Mapping[str, Any] = field(default_factory=dict)
     train_images: str = ""
     train_annotations: str = ""
     val_images: str = ""
@@ -122,15 +128,16 @@ class RetentionOptions:
 
     Attributes:
         enabled: Run this task.
-        detectors: ``"hog"`` or registered detector names.
+        detectors: Registered detector names (default the COCO person detector) or ``"hog"``.
         score_threshold: Original predictions above this are the pseudo-ground-truth.
-        upscale: Images are enlarged by this factor for the HOG detector (small people).
+        upscale: Images are enlarged by this factor before detection (small people).
         detector_options: Per detector name, keyword arguments for it, e.g.
-            ``{keypoint_rcnn = {weights = "keypointrcnn.safetensors"}}`` for user weights.
+            ``{keypoint_rcnn = {weights = "keypointrcnn.safetensors"}}`` for user weights;
+            an ``upscale`` key there overrides ``upscale`` for that detector.
     """
 
     enabled: bool = True
-    detectors: tuple[str, ...] = ("hog",)
+    detectors: tuple[str, ...] = (PERSON_DETECTOR,)
     score_threshold: float = 0.5
     upscale: float = 1.0
     detector_options: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -241,6 +248,18 @@ _NESTED: dict[tuple[type, str], type] = {
 }
 
 
+def check_person_detector(name: str, where: str) -> None:
+    """Refuses a detector name that is neither ``"hog"`` nor registered (without importing it).
+
+    Raises:
+        ConfigError: naming the protocol key, the bad name and the known ones.
+    """
+    from realanon.registry import DETECTORS
+
+    if name != "hog" and name not in DETECTORS:
+        raise ConfigError(f"{where}: unknown detector {name!r}; use 'hog' or one of: {', '.join(DETECTORS.names())}")
+
+
 def parse_method(entry: str | Mapping[str, Any]) -> MethodSpec:
     """Turns a preset name or an inline table into a :class:`MethodSpec`.
 
@@ -313,4 +332,9 @@ def protocol_from_dict(data: Mapping[str, Any], default_name: str = "protocol") 
         raise ConfigError(f"unknown protocol key(s): {', '.join(sorted(values))}")
     if built["data"].source not in ("vtest", "coco"):
         raise ConfigError(f"data.source must be vtest or coco, got {built['data'].source!r}")
+    if built["data"].source == "vtest":
+        check_person_detector(built["data"].pseudo_gt, "data.pseudo_gt")
+    if built["utility"].retention.enabled:
+        for detector in built["utility"].retention.detectors:
+            check_person_detector(detector, "utility.retention.detectors")
     return Protocol(name=name, methods=methods, seeds=seeds, source=source, **scalars, **built)

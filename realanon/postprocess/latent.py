@@ -1,15 +1,17 @@
 """Histogram matching by optimising a generator's latents.
 
-Instead of recolouring pixels after the fact, the latent of every region is nudged (Adam,
-a few dozen steps) so that what the generator synthesises has saturation/value histograms
-close to those of the region's context ring. The output stays on the generator's manifold,
-so shading and texture remain plausible. Works with any :class:`LatentGenerator`.
+Instead of recolouring pixels after the fact, the latent of every region is nudged (Adam) so
+that what the generator synthesises has saturation/value distributions close to those of the
+region's context ring. The output stays on the generator's manifold, so shading and texture
+remain plausible. Works with any :class:`LatentGenerator`; how far it can move depends on
+the latent the generator exposes (``gan`` exposes its per-layer styles by default).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -18,9 +20,23 @@ import torch.nn.functional as F
 
 from realanon.errors import ConfigError
 from realanon.interfaces import LatentGenerator
-from realanon.postprocess.histogram import SOFT_CHANNELS, histogram_channels, soft_histogram, wasserstein_1d
+from realanon.postprocess.histogram import (
+    SOFT_CHANNELS,
+    histogram_channels,
+    quantile_distance,
+    quantile_function,
+    soft_histogram,
+    wasserstein_1d,
+)
 from realanon.registry import register_postprocessor
 from realanon.structures import GenerationBatch
+
+LossName = Literal["quantile", "histogram"]
+LOSSES: tuple[LossName, ...] = ("quantile", "histogram")
+# Quantiles kept of every context ring (its target distribution).
+QUANTILE_LEVELS = 256
+# Further starting draws get seeds this far apart (a 64-bit odd constant, so they never collide).
+_START_STRIDE = 0x9E3779B97F4A7C15
 
 
 @dataclass(frozen=True)
@@ -30,32 +46,42 @@ class LatentOptions:
     Attributes:
         steps: Maximum number of Adam updates (the step budget); 0 disables optimisation.
         lr: Adam learning rate, in latent units.
-        channels: Histogram channels, letters of ``"rgbsvl"`` (default HSV saturation and value).
-        bins: Bins of the soft histograms.
-        resolution: Images and masks are area-resized to this square size before the
-            histograms (memory is ``N * channels * resolution**2 * bins`` floats).
+        channels: Channels compared, letters of ``"rgbsvl"`` (default HSV saturation and value).
+        loss: ``"quantile"`` (default): exact 1-D Wasserstein distance between the sorted
+            synthesised values and the ring's quantiles. ``"histogram"``: the same distance
+            between Gaussian soft histograms (``bins``, ``resolution``), the earlier loss.
+        bins: Bins of the soft histograms (``loss="histogram"``).
+        resolution: ``loss="histogram"``: images and masks are area-resized to this square size
+            (memory is ``N * channels * resolution**2 * bins`` floats).
         patience: Stop after this many consecutive updates that improve the best total
-            distance by less than ``min_improvement`` (relative).
+            objective by less than ``min_improvement`` (relative).
         min_improvement: Relative improvement that counts as progress for early stopping.
-        latent_penalty: Weight of ``mean((z - z0)**2)`` per region, keeping latents near their draw.
+        latent_penalty: Weight of ``mean((z - z_start)**2)`` per region, a prior keeping latents
+            near their draw (for ``gan``'s standardised styles: in squared standard deviations).
+        starts: Starting draws per region (its seed, then derived seeds); each region starts
+            from the draw with the lowest distance. 1 keeps the region's own draw.
     """
 
-    steps: int = 30
+    steps: int = 60
     lr: float = 0.05
     channels: str = "sv"
+    loss: LossName = "quantile"
     bins: int = 32
     resolution: int = 48
     patience: int = 5
     min_improvement: float = 1e-3
     latent_penalty: float = 0.0
+    starts: int = 1
 
     def __post_init__(self) -> None:
-        if self.steps < 0 or self.patience < 1 or self.bins < 2 or self.resolution < 4:
-            raise ConfigError("latent options need steps >= 0, patience >= 1, bins >= 2 and resolution >= 4")
+        if self.steps < 0 or self.patience < 1 or self.bins < 2 or self.resolution < 4 or self.starts < 1:
+            raise ConfigError("latent options need steps >= 0, patience >= 1, bins >= 2, resolution >= 4, starts >= 1")
         if self.lr <= 0 or self.min_improvement < 0 or self.latent_penalty < 0:
             raise ConfigError("latent options need lr > 0, min_improvement >= 0 and latent_penalty >= 0")
         if not self.channels or set(self.channels) - set(SOFT_CHANNELS):
             raise ConfigError(f"latent channels must be letters of {SOFT_CHANNELS!r}, got {self.channels!r}")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"latent loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
 
 
 @dataclass(frozen=True)
@@ -65,8 +91,9 @@ class LatentResult:
     Attributes:
         images: ``(N, 3, S, S)`` float in [0, 1], each region's best synthesis (no grad).
         latents: ``(N, ...)`` the latents that produced ``images``.
-        initial_distance: ``(N,)`` histogram distance before any update (EMD in [0, 1]).
-        distance: ``(N,)`` histogram distance of ``images``.
+        initial_distance: ``(N,)`` distance of the generator's own output (its seed's draw),
+            in [0, 1] (mean over channels).
+        distance: ``(N,)`` distance of ``images``.
         steps: Number of Adam updates run (at most ``LatentOptions.steps``).
     """
 
@@ -94,6 +121,21 @@ def context_histograms(batch: GenerationBatch, options: LatentOptions, device: t
     return _histograms(rgb, w, options)
 
 
+def context_quantiles(batch: GenerationBatch, channels: str, device: torch.device) -> list[torch.Tensor]:
+    """Quantile function of every region's context ring, at the crop's own resolution.
+
+    Returns:
+        One ``(C, QUANTILE_LEVELS)`` float32 tensor per region on ``device``; a region without
+        context gets its whole crop's.
+    """
+    out = []
+    for crop, mask in zip(batch.crops, batch.replace_masks, strict=True):
+        ring = crop[~mask] if (~mask).any() else crop.reshape(-1, 3)
+        rgb = torch.from_numpy(ring.astype(np.float32) / 255.0).to(device).T[None, :, :, None]
+        out.append(quantile_function(histogram_channels(rgb, channels)[0, :, :, 0], QUANTILE_LEVELS))
+    return out
+
+
 def region_histograms(images: torch.Tensor, masks: torch.Tensor, options: LatentOptions) -> torch.Tensor:
     """Differentiable soft histograms of the synthesised pixels.
 
@@ -116,28 +158,81 @@ def _histograms(rgb: torch.Tensor, weights: torch.Tensor, options: LatentOptions
     return soft_histogram(values, weights.flatten(2), options.bins)
 
 
-def optimize_latents(generator: LatentGenerator, batch: GenerationBatch, options: LatentOptions) -> LatentResult:
-    """Optimises every region's latent at once towards its context's histograms.
+def region_distances(images: torch.Tensor, masks: torch.Tensor, target: Any, options: LatentOptions) -> torch.Tensor:
+    """``(N,)`` distance of each synthesised region to its context (mean over channels), differentiable.
 
-    The objective per region is the mean over channels of the 1-D Wasserstein distance
-    between the soft histogram of its synthesised pixels and that of its context ring, plus
-    ``latent_penalty * mean((z - z0)**2)``. Each region keeps the synthesis with its lowest
-    objective seen, so the result is never worse than the generator's own output. Gradients
-    are enabled only inside this function and only reach the latents (the generator's
-    parameters never accumulate ``.grad``). Deterministic for a deterministic generator.
+    Args:
+        images: ``(N, 3, S, S)`` float RGB in [0, 1].
+        masks: ``(N, 1, S, S)`` float in [0, 1], 1 where pixels are synthesised.
+        target: :func:`context_quantiles` (``loss="quantile"``) or :func:`context_histograms`.
+        options: The loss and its settings.
+    """
+    if options.loss == "histogram":
+        return wasserstein_1d(region_histograms(images, masks, options), target).mean(dim=1)
+    values = histogram_channels(images.float(), options.channels)
+    out = []
+    for i, quantiles in enumerate(target):
+        inside = masks[i, 0] > 0.5
+        inside = inside if bool(inside.any()) else masks[i, 0] > 0
+        if not bool(inside.any()):  # nothing synthesised: nothing to match
+            out.append(values.new_zeros(()))
+            continue
+        out.append(quantile_distance(values[i][:, inside], quantiles).mean())
+    return torch.stack(out)
+
+
+def _targets(batch: GenerationBatch, options: LatentOptions, device: torch.device) -> Any:
+    if options.loss == "histogram":
+        return context_histograms(batch, options, device)
+    return context_quantiles(batch, options.channels, device)
+
+
+@torch.no_grad()
+def starting_latents(
+    generator: LatentGenerator, batch: GenerationBatch, own: torch.Tensor, target: Any, options: LatentOptions
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each region's start: the best of ``options.starts`` draws, its own draw ``own`` first.
+
+    Returns:
+        ``(latents, initial_distance)``: the chosen ``(N, ...)`` latents, and the ``(N,)``
+        distance of the region's own draw (the generator's output without harmonization).
+    """
+    initial = region_distances(*generator.synthesize(batch, own), target, options)
+    best, best_distance = own, initial
+    for k in range(1, options.starts):
+        seeds = tuple((s + k * _START_STRIDE) & ((1 << 63) - 1) for s in batch.seeds)
+        latents = generator.init_latents(dataclasses.replace(batch, seeds=seeds))
+        distance = region_distances(*generator.synthesize(batch, latents), target, options)
+        better = distance < best_distance
+        best = torch.where(_expand(better, latents), latents, best)
+        best_distance = torch.where(better, distance, best_distance)
+    return best, initial
+
+
+def optimize_latents(generator: LatentGenerator, batch: GenerationBatch, options: LatentOptions) -> LatentResult:
+    """Optimises every region's latent at once towards its context's distributions.
+
+    The objective per region is its distance (:func:`region_distances`, mean over channels of
+    the 1-D Wasserstein distance between the synthesised pixels and the context ring) plus
+    ``latent_penalty * mean((z - z_start)**2)``. Each region keeps the synthesis with its
+    lowest objective seen, so with one start the result is never worse than the generator's
+    own output. Gradients are enabled only inside this function and only reach the latents
+    (the generator's parameters never accumulate ``.grad``). Deterministic for a deterministic
+    generator.
     """
     with torch.no_grad():
-        start = generator.init_latents(batch)
-    z0 = start.detach().float()
-    target = context_histograms(batch, options, z0.device)
+        own = generator.init_latents(batch)
+    target = _targets(batch, options, own.device)
+    start, initial = starting_latents(generator, batch, own, target, options)
+    dtype, z0 = start.dtype, start.detach().float()
     latents = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([latents], lr=options.lr)
     best: _Best | None = None
     steps, stalls = 0, 0
     with torch.enable_grad():
         while True:
-            images, masks = generator.synthesize(batch, latents.to(start.dtype))
-            distance = wasserstein_1d(region_histograms(images, masks, options), target).mean(dim=1)
+            images, masks = generator.synthesize(batch, latents.to(dtype))
+            distance = region_distances(images, masks, target, options)
             drift = (latents - z0).pow(2).flatten(1).mean(dim=1)
             objective = distance + options.latent_penalty * drift
             found = (objective.detach(), distance.detach(), images.detach(), latents.detach())
@@ -152,14 +247,14 @@ def optimize_latents(generator: LatentGenerator, batch: GenerationBatch, options
             optimizer.step()
             steps += 1
     assert best is not None  # the loop body runs at least once
-    return LatentResult(best.images, best.latents.to(start.dtype), best.initial, best.distance, steps)
+    return LatentResult(best.images, best.latents.to(dtype), initial, best.distance, steps)
 
 
 class _Best:
     """Per-region best objective seen so far, with its distance, images and latents."""
 
     def __init__(self, objective: torch.Tensor, distance: torch.Tensor, images: torch.Tensor, latents: torch.Tensor):
-        self.objective, self.distance, self.initial = objective, distance, distance
+        self.objective, self.distance = objective, distance
         self.images, self.latents = images, latents
 
     def update(
@@ -189,22 +284,24 @@ class LatentHistogramMatch:
 
     Args:
         generator: The pipeline's generator; must implement :class:`LatentGenerator`.
-        steps, lr, channels, bins, resolution, patience, min_improvement, latent_penalty:
-            See :class:`LatentOptions`.
+        steps, lr, channels, loss, bins, resolution, patience, min_improvement, latent_penalty,
+        starts: See :class:`LatentOptions`.
 
     Raises:
         ConfigError: when ``generator`` does not expose latents.
     """
 
     generator: Any = None
-    steps: int = 30
-    lr: float = 0.05
-    channels: str = "sv"
-    bins: int = 32
-    resolution: int = 48
-    patience: int = 5
-    min_improvement: float = 1e-3
-    latent_penalty: float = 0.0
+    steps: int = LatentOptions.steps
+    lr: float = LatentOptions.lr
+    channels: str = LatentOptions.channels
+    loss: LossName = LatentOptions.loss
+    bins: int = LatentOptions.bins
+    resolution: int = LatentOptions.resolution
+    patience: int = LatentOptions.patience
+    min_improvement: float = LatentOptions.min_improvement
+    latent_penalty: float = LatentOptions.latent_penalty
+    starts: int = LatentOptions.starts
 
     def __post_init__(self) -> None:
         if not isinstance(self.generator, LatentGenerator):
@@ -219,8 +316,8 @@ class LatentHistogramMatch:
     def options(self) -> LatentOptions:
         """The optimisation options as one value."""
         return LatentOptions(
-            self.steps, self.lr, self.channels, self.bins, self.resolution,
-            self.patience, self.min_improvement, self.latent_penalty,
+            self.steps, self.lr, self.channels, self.loss, self.bins, self.resolution,
+            self.patience, self.min_improvement, self.latent_penalty, self.starts,
         )  # fmt: skip
 
     @torch.no_grad()

@@ -21,6 +21,8 @@ methods = ["original", {{name = "blur", preset = "face_blur"}}, {{name = "mask",
 frames = 6
 video_frames = 120
 train_fraction = 0.5
+pseudo_gt = "hog"
+pseudo_gt_upscale = 1.3
 [utility.detection]
 steps = 1
 batch_size = 2
@@ -29,6 +31,7 @@ max_size = 192
 [utility.classification]
 steps = 1
 [utility.retention]
+detectors = ["hog"]
 upscale = 2.6
 [privacy]
 identities = "{identities}"

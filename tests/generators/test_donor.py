@@ -51,7 +51,8 @@ def test_registered_and_bank_matches_manifest() -> None:
 
 
 def test_astronaut_changes_inside_mask_only(astronaut: np.ndarray) -> None:
-    anonymizer = build_anonymizer(AnonymizerConfig(method="donor", fail_closed=False))
+    config = AnonymizerConfig(method="donor", method_options={"mode": "head"}, fail_closed=False)
+    anonymizer = build_anonymizer(config)
     result = anonymizer(astronaut)
     assert len(result.regions) == 1
     inside = union_mask(result.regions, result.detections.image_size)
@@ -91,7 +92,8 @@ def test_excluding_everyone_is_an_error(generator: DonorFaceSwap) -> None:
 
 
 def test_openpeople_face_is_replaced(portrait: np.ndarray) -> None:
-    config = AnonymizerConfig(method="donor", method_options={"exclude_persons": ["P003"]}, fail_closed=False)
+    config = AnonymizerConfig(method="donor", method_options={"exclude_persons": ["P003"], "mode": "head"},
+                              fail_closed=False)
     result = build_anonymizer(config)(portrait)
     assert len(result.regions) == 1
     inside = union_mask(result.regions, result.detections.image_size)

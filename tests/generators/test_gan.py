@@ -116,6 +116,30 @@ def test_latent_gradients_flow(gan: GanInpainter) -> None:
     assert all(p.grad is None for p in gan.network.parameters())
 
 
+@pytest.mark.parametrize(("space", "shape"), [("w+", (5, 16)), ("w", (16,)), ("z", (8,))])
+def test_every_latent_space_gives_the_same_output(space: str, shape: tuple[int, ...]) -> None:
+    """The latent space only changes what an optimiser sees, never the generator's own output."""
+    batch = _batch((21, 22))
+    reference = GanInpainter(model=_tiny_network(), latent_space="z", truncation=0.8)
+    gan = GanInpainter(model=_tiny_network(), latent_space=space, truncation=0.8)  # type: ignore[arg-type]
+    latents = gan.init_latents(batch)
+    assert latents.shape == (2, *shape) and gan.latent_shape == shape
+    images, _ = gan.synthesize(batch, latents)
+    expected, _ = reference.synthesize(batch, reference.init_latents(batch))
+    torch.testing.assert_close(images, expected, atol=1e-5, rtol=0)
+    with pytest.raises(ValueError, match="latents must be"):
+        gan.synthesize(batch, torch.zeros(2, 3))
+
+
+def test_forward_styles_matches_forward() -> None:
+    net = _tiny_network()
+    condition, z = torch.randn(2, 4 + TINY.num_keypoints, 32, 32), torch.randn(2, 8)
+    repeated = net.style(z)[:, None].expand(-1, net.num_styles, -1)
+    torch.testing.assert_close(net.forward_styles(condition, repeated), net(condition, z))
+    with pytest.raises(ConfigError, match="latent_space"):
+        GanInpainter(model=net, latent_space="x")  # type: ignore[arg-type]
+
+
 def test_keypoints_condition_the_output(gan: GanInpainter) -> None:
     batch = _batch((3,))
     moved = GenerationBatch(batch.crops, batch.replace_masks, (batch.keypoints[0] + [5, 3, 0],),

@@ -1,0 +1,97 @@
+"""Every person in a street scene: COCO person boxes, COCO-17 keypoints and an instance mask each.
+
+The default body detector. Three swappable stages:
+
+1. **boxes**: a registered detector returning people (default ``centernet_person``: the
+   shipped CenterNet, searched in tiles so that people ``min_height`` px tall are found);
+2. **keypoints**: a registered detector with a ``refine(image, detections)`` method (default
+   ``movenet_pose``: MoveNet MultiPose in each person's crop), or ``"none"``;
+3. **masks**: :class:`~realanon.detectors.person_masks.PersonMasks` with ``method``
+   ``"selfie"`` (mediapipe segmentation in each crop, limited to that person) or ``"box"``.
+
+Overlapping people get disjoint masks. Everything runs offline on the CPU by default
+(onnxruntime's CUDA provider is used for the ONNX stages with ``device="cuda"`` when present).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from realanon.detectors.coco_boxes import build_options
+from realanon.detectors.person_masks import PersonMasks
+from realanon.registry import DETECTORS, register_detector
+from realanon.structures import Detection, Detections
+
+
+def build_stage(name: str, options: Mapping[str, Any], device: str, threads: int | None) -> Any:
+    """Builds a registered detector, passing ``device``/``threads`` where its factory accepts them."""
+    factory = DETECTORS.get(name)
+    accepted = build_options(factory)
+    extras = {k: v for k, v in (("device", device), ("threads", threads)) if k in accepted and k not in options}
+    return factory(**dict(options), **extras)
+
+
+@register_detector("coco_person")
+class CocoPersonDetector:
+    """People with a box, COCO-17 keypoints (layout ``"coco17"``) and a disjoint instance mask each.
+
+    Args:
+        min_score: People scoring below this are dropped (applied to the box stage's scores).
+        boxes: Registered detector that finds the people.
+        box_options: Its options (e.g. ``{"min_height": 48}`` to search fewer tiles).
+        keypoints: Registered detector whose ``refine`` adds keypoints, or ``"none"``.
+        keypoint_options: Its options.
+        masks: Mask method, ``"selfie"`` or ``"box"``.
+        mask_options: Options of :class:`~realanon.detectors.person_masks.PersonMasks`.
+        max_people: At most this many people (best first) get keypoints and masks; the rest
+            keep box masks.
+        device: ``"cuda"`` runs the ONNX stages with onnxruntime's CUDA provider when available.
+        threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
+    """
+
+    def __init__(
+        self,
+        min_score: float = 0.25,
+        boxes: str = "centernet_person",
+        box_options: Mapping[str, Any] | None = None,
+        keypoints: str = "movenet_pose",
+        keypoint_options: Mapping[str, Any] | None = None,
+        masks: str = "selfie",
+        mask_options: Mapping[str, Any] | None = None,
+        max_people: int = 40,
+        device: str = "cpu",
+        threads: int | None = None,
+    ) -> None:
+        self.min_score = float(min_score)
+        self.max_people = int(max_people)
+        self.boxes = build_stage(boxes, box_options or {}, device, threads)
+        self.keypoints = None
+        if keypoints != "none":
+            self.keypoints = build_stage(keypoints, keypoint_options or {}, device, threads)
+            if not callable(getattr(self.keypoints, "refine", None)):
+                raise ValueError(f"coco_person keypoints stage {keypoints!r} has no refine(image, detections) method")
+        self.masks = PersonMasks(method=masks, **dict(mask_options or {}))
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        """Every person in an RGB ``(H, W, 3)`` uint8 image."""
+        found = self.boxes(image)
+        people = sorted((d for d in found if d.kind == "body" and d.score >= self.min_score), key=lambda d: -d.score)
+        people = [_as_coco_person(d) for d in people]
+        head, tail = people[: self.max_people], people[self.max_people:]
+        dets = Detections(tuple(head), found.image_size)
+        if self.keypoints is not None:
+            dets = self.keypoints.refine(image, dets)
+        if tail:  # beyond max_people: box masks, made disjoint with the others below
+            box_masks = PersonMasks(method="box")
+            tail = [replace(d, mask=box_masks.mask_for(image, d)) for d in tail]
+            dets = Detections(dets.items + tuple(tail), found.image_size)
+        return self.masks(image, dets)
+
+
+def _as_coco_person(det: Detection) -> Detection:
+    """A box-stage detection as ``coco_person``'s own (source renamed, stage's mask kept)."""
+    return replace(det, source=f"coco_person/{det.source}" if det.source else "coco_person")

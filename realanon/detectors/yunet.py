@@ -1,0 +1,247 @@
+"""YuNet face detection (libfacedetection, BSD-3, compiled into the ``yuface`` wheel), at two scales.
+
+YuNet is a very small CNN that finds faces from about 10 px high. Its cost grows with the
+pixels it sees: a whole 1080p frame at full resolution costs several times a half-resolution
+pass. So this detector searches
+
+* the whole frame at ``coarse_scale`` (default 0.5) on every call: faces from about 24 px
+  high in frame pixels up to the frame's height;
+* at ``fine_scale`` (default 1, the frame's own resolution), for the small faces (10-32 px)
+  the coarse pass misses: the whole frame on the first call, then, with ``reuse_unchanged``
+  (default), only where the frame changed since it was last searched. The frame is cut in
+  32-px cells; a cell counts as changed when one of its 8x8 blocks' mean grey level differs
+  from the last searched version by ``change_threshold`` or more (so slow drift adds up until
+  the cell is searched again). Each group of changed cells is searched with a margin; the
+  small faces found earlier are kept where nothing changed. In video from a still camera
+  only the parts where something moved cost anything; a moving camera changes every cell,
+  and then the whole frame is searched (the full cost, measured in ``docs/regions.md``).
+  Every ``refresh_every`` calls the whole frame is searched again anyway.
+
+Landmarks: YuNet gives 5 points (eyes, nose tip, mouth corners). They are returned in
+mediapipe's ``face6`` layout, so regions and generators use them as they use mediapipe's:
+right eye (image left), left eye, nose tip, mouth centre (mean of the corners), right ear,
+left ear. YuNet does not see ears: those two points are placed beside the eyes (0.75 eye
+distances out, along the eye line) with visibility 0.
+"""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+
+from realanon.detectors._boxes import nms_detections
+from realanon.errors import ConfigError
+from realanon.registry import register_detector
+from realanon.structures import Detection, Detections
+
+_BLOCK = 8  # side of the blocks whose mean grey level decides whether a tile changed
+_EAR_OFFSET = 0.75  # ears placed this many eye distances beyond each eye
+
+
+def yunet_raw(bgr: np.ndarray) -> np.ndarray:
+    """Runs YuNet once on a BGR ``(H, W, 3)`` uint8 image.
+
+    Returns:
+        ``(N, 15)`` float32 rows ``score, x, y, w, h, 5 x (lx, ly)`` in the image's pixels,
+        score in [0, 1].
+    """
+    import yuface
+
+    out = yuface.c_detect(np.ascontiguousarray(bgr))
+    rows = np.asarray(out, dtype=np.float32).reshape(-1, out.shape[1] if out.ndim == 2 else 16)[:, :15]
+    rows[:, 0] /= 100.0
+    return rows
+
+
+def face6_from_yunet(points5: np.ndarray) -> np.ndarray:
+    """Maps YuNet's ``(5, 2)`` landmarks (right eye, left eye, nose, right and left mouth corner)
+    to ``(6, 3)`` ``face6`` keypoints; the two ears get visibility 0 (see the module docstring)."""
+    right_eye, left_eye, nose, mouth_r, mouth_l = points5.astype(np.float32)
+    eye_vec = left_eye - right_eye
+    ears = (right_eye - _EAR_OFFSET * eye_vec, left_eye + _EAR_OFFSET * eye_vec)
+    xy = np.stack([right_eye, left_eye, nose, (mouth_r + mouth_l) / 2, *ears])
+    vis = np.array([1, 1, 1, 1, 0, 0], dtype=np.float32)[:, None]
+    return np.concatenate([xy, vis], axis=1).astype(np.float32)
+
+
+@register_detector("yunet")
+class YuNetDetector:
+    """Every face from about 10 px high, with ``face6`` keypoints (ears at visibility 0).
+
+    Args:
+        min_score: Faces scored below this are dropped (YuNet scores in [0, 1]). Low by
+            default (0.3): a missed face is a privacy leak, a false positive costs little.
+        coarse_scale: The whole frame is searched resized by this factor on every call
+            (in (0, 1]); finds faces from about 12 px / ``coarse_scale`` high.
+        fine_scale: The small-face search runs on the frame resized by this factor (in
+            (0, 2]; 0 turns it off); 1 finds faces from about 10-12 px high.
+        cell_size: The small-face search divides the frame into square cells of this many
+            pixels (a multiple of 8, >= 16) to tell which parts changed.
+        search_margin: Each group of changed cells is searched with this margin in pixels
+            around it, so faces up to about this size centred in it are seen whole.
+        reuse_unchanged: Keep the small faces found earlier where the frame has not changed
+            since (for video from one camera; a new frame size searches everything again).
+        change_threshold: Mean absolute grey-level difference of an 8x8 block (0-255) from
+            which its cell counts as changed.
+        refresh_every: With ``reuse_unchanged``, every this many calls the whole frame is
+            searched again whatever changed (0: never), bounding how long a face can be
+            remembered or missed.
+        nms_iou: Overlapping boxes above this IoU (or nested in a better one) are merged.
+    """
+
+    def __init__(
+        self,
+        min_score: float = 0.3,
+        coarse_scale: float = 0.5,
+        fine_scale: float = 1.0,
+        cell_size: int = 32,
+        search_margin: int = 64,
+        reuse_unchanged: bool = True,
+        change_threshold: float = 8.0,
+        refresh_every: int = 30,
+        nms_iou: float = 0.3,
+    ) -> None:
+        if not 0.0 < coarse_scale <= 1.0:
+            raise ValueError(f"yunet coarse_scale must be in (0, 1], got {coarse_scale}")
+        if not 0.0 <= fine_scale <= 2.0:
+            raise ValueError(f"yunet fine_scale must be 0 (off) or in (0, 2], got {fine_scale}")
+        if cell_size < 16 or cell_size % _BLOCK or search_margin < 0 or refresh_every < 0:
+            raise ValueError(f"yunet cell_size must be a multiple of 8 >= 16, search_margin and refresh_every >= 0; "
+                             f"got {cell_size}, {search_margin}, {refresh_every}")
+        if not 0.0 <= min_score <= 1.0 or change_threshold < 0:
+            raise ValueError(f"yunet min_score must be in [0, 1] and change_threshold >= 0, "
+                             f"got {min_score}, {change_threshold}")
+        try:  # fail at construction, not at the first frame
+            import yuface  # noqa: F401
+        except ImportError:
+            raise ConfigError("the yunet face detector needs the yuface package (wheels for CPython <= 3.11 on "
+                              "x86-64 Linux and Windows only); elsewhere use detector = \"mediapipe_face\" "
+                              "or \"centerface\"") from None
+
+        self.min_score = float(min_score)
+        self.coarse_scale = float(coarse_scale)
+        self.fine_scale = float(fine_scale)
+        self.cell_size = int(cell_size)
+        self.search_margin = int(search_margin)
+        self.refresh_every = int(refresh_every)
+        self.reuse_unchanged = bool(reuse_unchanged)
+        self.change_threshold = float(change_threshold)
+        self.nms_iou = float(nms_iou)
+        self._searched_grey: np.ndarray | None = None  # each pixel's grey level when last searched
+        self._remembered: list[Detection] = []  # small faces found by earlier searches
+        self._calls_since_refresh = 0
+        self._lock = threading.Lock()  # the memory is per detector: one frame at a time
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        """Detects faces in an RGB ``(H, W, 3)`` uint8 image."""
+        h, w = image.shape[:2]
+        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        found = self._search(bgr, (0, 0, w, h), self.coarse_scale)
+        if self.fine_scale > 0 and self.fine_scale > self.coarse_scale:
+            with self._lock:
+                found += self._fine_search(bgr)
+        found = nms_detections(found, self.nms_iou, nested_threshold=0.7)
+        return Detections(tuple(found), (h, w))
+
+    def reset(self) -> None:
+        """Forgets the tiles searched so far (the next call searches every tile)."""
+        with self._lock:
+            self._searched_grey = None
+            self._remembered = []
+
+    def _fine_search(self, bgr: np.ndarray) -> list[Detection]:
+        """Small faces: searched again where the frame changed, remembered elsewhere."""
+        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        searched = self._searched_grey
+        fresh = (not self.reuse_unchanged or searched is None or searched.shape != grey.shape
+                 or (self.refresh_every > 0 and self._calls_since_refresh >= self.refresh_every))
+        if fresh or searched is None:
+            searched = self._searched_grey = grey.copy()
+            self._remembered = []
+            self._calls_since_refresh = 0
+            cells = np.ones(_cell_grid_shape(grey.shape, self.cell_size), dtype=bool)
+        else:
+            cells = changed_cells(grey, searched, self.cell_size, self.change_threshold)
+        self._calls_since_refresh += 1
+        # Faces remembered from earlier searches stay where nothing changed under their centre.
+        kept = [d for d in self._remembered if not cells[_centre_cell(d, self.cell_size, cells.shape)]]
+        new: list[Detection] = []
+        for box in search_boxes(cells, self.cell_size, self.search_margin, grey.shape):
+            new += [d for d in self._search(bgr, box, self.fine_scale) if cells[_centre_cell(d, self.cell_size, cells.shape)]]
+        self._remembered = kept + new
+        full = cv2.resize(cells.astype(np.uint8), None, fx=self.cell_size, fy=self.cell_size,
+                          interpolation=cv2.INTER_NEAREST)[: grey.shape[0], : grey.shape[1]].astype(bool)
+        searched[full] = grey[full]
+        return list(self._remembered)
+
+    def _search(self, bgr: np.ndarray, box: tuple[int, int, int, int], scale: float) -> list[Detection]:
+        """YuNet on ``bgr[box]`` resized by ``scale``; detections in frame pixels."""
+        x0, y0, x1, y1 = box
+        crop = bgr[y0:y1, x0:x1]
+        if scale != 1.0:
+            size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+            crop = cv2.resize(crop, size, interpolation=interpolation)
+        sx, sy = (x1 - x0) / crop.shape[1], (y1 - y0) / crop.shape[0]
+        items = []
+        for row in yunet_raw(crop):
+            if row[0] < self.min_score:
+                continue
+            bx, by, bw, bh = row[1:5]
+            box_xyxy = (bx * sx + x0, by * sy + y0, (bx + bw) * sx + x0, (by + bh) * sy + y0)
+            points = row[5:15].reshape(5, 2) * (sx, sy) + (x0, y0)
+            items.append(Detection(box_xyxy, float(min(row[0], 1.0)), "face", keypoints=face6_from_yunet(points),
+                                   keypoint_layout="face6", source="yunet"))
+        return items
+
+
+def _cell_grid_shape(size: tuple[int, ...], cell: int) -> tuple[int, int]:
+    return (size[0] + cell - 1) // cell, (size[1] + cell - 1) // cell
+
+
+def changed_cells(grey: np.ndarray, reference: np.ndarray, cell: int, threshold: float) -> np.ndarray:
+    """Which ``cell`` x ``cell`` cells of the frame hold an 8x8 block whose mean absolute grey
+    difference from ``reference`` reaches ``threshold`` (0-255).
+
+    Args:
+        grey: ``(H, W)`` uint8 current frame.
+        reference: ``(H, W)`` uint8 frame to compare with.
+        cell: Cell side in pixels, a multiple of 8.
+        threshold: Grey levels.
+
+    Returns:
+        ``(ceil(H / cell), ceil(W / cell))`` bool grid.
+    """
+    h, w = grey.shape
+    gh, gw = _cell_grid_shape(grey.shape, cell)
+    diff = np.zeros((gh * cell, gw * cell), dtype=np.uint8)
+    diff[:h, :w] = cv2.absdiff(grey, reference)
+    blocks = diff.reshape(gh * cell // _BLOCK, _BLOCK, gw * cell // _BLOCK, _BLOCK).mean(axis=(1, 3)) >= threshold
+    per = cell // _BLOCK
+    return np.asarray(blocks.reshape(gh, per, gw, per).any(axis=(1, 3)))
+
+
+def search_boxes(cells: np.ndarray, cell: int, margin: int, size: tuple[int, ...]) -> list[tuple[int, int, int, int]]:
+    """Frame boxes to search: each group of touching changed cells, grown by ``margin`` pixels.
+
+    Returns:
+        Integer XYXY boxes clipped to the ``(H, W)`` frame; one per connected group.
+    """
+    if not cells.any():
+        return []
+    h, w = size[:2]
+    count, _, stats, _ = cv2.connectedComponentsWithStats(cells.astype(np.uint8), connectivity=8)
+    boxes = []
+    for x, y, bw, bh, _ in stats[1:count]:
+        boxes.append((max(int(x) * cell - margin, 0), max(int(y) * cell - margin, 0),
+                      min(int(x + bw) * cell + margin, w), min(int(y + bh) * cell + margin, h)))
+    return boxes
+
+
+def _centre_cell(det: Detection, cell: int, grid: tuple[int, ...]) -> tuple[int, int]:
+    x1, y1, x2, y2 = det.box_xyxy
+    row = min(max(int((y1 + y2) / 2) // cell, 0), grid[0] - 1)
+    col = min(max(int((x1 + x2) / 2) // cell, 0), grid[1] - 1)
+    return row, col

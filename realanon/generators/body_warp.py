@@ -1,0 +1,211 @@
+"""Pure functions for placing a donor body onto a target's COCO-17 pose, limb by limb.
+
+Keypoints are ``(17, 3)`` float32 ``(x, y, visibility)`` in the COCO order: nose, eyes, ears,
+shoulders, elbows, wrists, hips, knees, ankles (left before right). Affine matrices are
+``(2, 3)`` float64 mapping donor pixels to target pixels.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import cv2
+import numpy as np
+
+View = Literal["front", "back", "left", "right"]
+VIEWS: tuple[View, ...] = ("front", "back", "left", "right")
+# COCO-17 index of each keypoint's mirror (left <-> right).
+COCO17_FLIP = (0, 2, 1, 4, 3, 6, 5, 8, 7, 10, 9, 12, 11, 14, 13, 16, 15)
+TORSO = (5, 6, 12, 11)
+# Limb segments (from joint, to joint) and the part each hangs from.
+LIMBS: dict[str, tuple[int, int, str]] = {
+    "l_upper_arm": (5, 7, "torso"), "r_upper_arm": (6, 8, "torso"),
+    "l_lower_arm": (7, 9, "l_upper_arm"), "r_lower_arm": (8, 10, "r_upper_arm"),
+    "l_thigh": (11, 13, "torso"), "r_thigh": (12, 14, "torso"),
+    "l_shin": (13, 15, "l_thigh"), "r_shin": (14, 16, "r_thigh"),
+}
+# Drawing order, back to front: legs, torso, arms, head.
+PARTS = ("l_thigh", "r_thigh", "l_shin", "r_shin", "torso",
+         "l_upper_arm", "r_upper_arm", "l_lower_arm", "r_lower_arm", "head")
+VISIBLE = 0.3
+# A limb seen end-on is never squashed below this fraction of the body scale.
+_MIN_ALONG = 0.35
+
+
+def visible(kp: np.ndarray, *indices: int) -> bool:
+    """True when every keypoint of ``indices`` is visible."""
+    return bool(all(kp[i, 2] > VISIBLE for i in indices))
+
+
+def mirror_coco17(kp: np.ndarray) -> np.ndarray:
+    """Swaps the left and right labels (not the positions) of ``(17, 3)`` keypoints."""
+    return np.asarray(kp[list(COCO17_FLIP)], dtype=np.float32)
+
+
+def torso_length(kp: np.ndarray) -> float | None:
+    """Distance from mid-shoulders to mid-hips, or None unless all four are visible."""
+    if not visible(kp, *TORSO):
+        return None
+    return float(np.linalg.norm(kp[[5, 6], :2].mean(0) - kp[[11, 12], :2].mean(0)))
+
+
+def view_of(kp: np.ndarray | None) -> View:
+    """Which way a person faces, from COCO-17 keypoints.
+
+    A narrow shoulder line (against the torso length) is a side view: ``"left"`` when the
+    nose is right of the shoulders in the image (the person's left side faces the camera),
+    ``"right"`` otherwise. A wide one is ``"front"`` when the eyes and nose are visible and the
+    person's left shoulder is on the image's right, else ``"back"``.
+
+    Args:
+        kp: ``(17, 3)`` keypoints, or None.
+
+    Returns:
+        One of :data:`VIEWS`; ``"front"`` when too little is visible to tell.
+    """
+    if kp is None or not visible(kp, 5, 6):
+        return "front"
+    mid = kp[[5, 6], :2].mean(0)
+    span = float(kp[5, 0] - kp[6, 0])
+    length = torso_length(kp) or 2.0 * abs(float(kp[5, 1] - kp[6, 1])) + abs(span) * 1.5
+    face = float(np.mean(kp[0:3, 2]))
+    if abs(span) < 0.3 * length:
+        anchor = kp[0] if kp[0, 2] > VISIBLE else kp[3:5][np.argmax(kp[3:5, 2])]
+        if anchor[2] <= VISIBLE:
+            return "left"
+        return "left" if anchor[0] > mid[0] else "right"
+    if face < 0.5:
+        return "back"
+    return "front" if span > 0 else "back"
+
+
+def align_sides(donor: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """The donor's keypoints relabelled so its left/right lie on the same image side as the target's."""
+    if not (visible(donor, 5, 6) and visible(target, 5, 6)):
+        return donor
+    if (donor[5, 0] - donor[6, 0]) * (target[5, 0] - target[6, 0]) < 0:
+        return mirror_coco17(donor)
+    return donor
+
+
+def affine_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares ``(2, 3)`` affine mapping ``src`` ``(n, 2)`` onto ``dst`` (n >= 3)."""
+    a = np.hstack([src.astype(np.float64), np.ones((len(src), 1))])
+    sol, *_ = np.linalg.lstsq(a, dst.astype(np.float64), rcond=None)
+    return np.asarray(sol.T)
+
+
+def similarity_lstsq(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Least-squares ``(2, 3)`` similarity (rotation, uniform scale, shift) mapping ``src`` onto ``dst``."""
+    src, dst = src.astype(np.float64), dst.astype(np.float64)
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s, d = src - mu_s, dst - mu_d
+    denom = float((s**2).sum()) or 1e-9
+    a = float((s * d).sum()) / denom
+    b = float((s[:, 0] * d[:, 1] - s[:, 1] * d[:, 0]).sum()) / denom
+    linear = np.array([[a, -b], [b, a]])
+    return np.hstack([linear, (mu_d - linear @ mu_s)[:, None]])
+
+
+def bone_affine(a: np.ndarray, b: np.ndarray, a2: np.ndarray, b2: np.ndarray, width_scale: float) -> np.ndarray:
+    """Affine taking bone ``a -> b`` onto ``a2 -> b2``: along the bone by their length ratio,
+    across it by ``width_scale`` (limbs keep the body's thickness when foreshortened)."""
+    d, d2 = b - a, b2 - a2
+    n, n2 = float(np.linalg.norm(d)), float(np.linalg.norm(d2))
+    if n < 1e-6:
+        return np.hstack([np.eye(2) * width_scale, (a2 - width_scale * a)[:, None]])
+    u = d / n
+    u2 = d2 / n2 if n2 > 1e-6 else u
+    along = max(n2 / n, _MIN_ALONG * width_scale)
+    perp, perp2 = np.array([-u[1], u[0]]), np.array([-u2[1], u2[0]])
+    linear = np.outer(u2 * along, u) + np.outer(perp2 * width_scale, perp)
+    return np.hstack([linear, (a2 - linear @ a)[:, None]])
+
+
+def box_affine(src_box: tuple[float, float, float, float], dst_box: tuple[float, float, float, float]) -> np.ndarray:
+    """Uniform-scale fit of ``src_box`` into ``dst_box``: heights match, centres align."""
+    sx1, sy1, sx2, sy2 = src_box
+    dx1, dy1, dx2, dy2 = dst_box
+    s = (dy2 - dy1) / max(sy2 - sy1, 1e-6)
+    s = min(s, 1.6 * (dx2 - dx1) / max(sx2 - sx1, 1e-6))
+    tx = 0.5 * (dx1 + dx2) - s * 0.5 * (sx1 + sx2)
+    ty = 0.5 * (dy1 + dy2) - s * 0.5 * (sy1 + sy2)
+    return np.array([[s, 0.0, tx], [0.0, s, ty]])
+
+
+def apply_affine(matrix: np.ndarray, points_xy: np.ndarray) -> np.ndarray:
+    """``(n, 2)`` points mapped by a ``(2, 3)`` affine."""
+    return np.asarray(points_xy, np.float64) @ matrix[:, :2].T + matrix[:, 2]
+
+
+def part_transforms(donor: np.ndarray, target: np.ndarray) -> dict[str, np.ndarray] | None:
+    """One donor -> target affine per part (see :data:`PARTS`), or None without a torso.
+
+    The torso is fitted to the four torso keypoints; each limb maps its bone exactly when both
+    ends are visible in donor and target, and otherwise moves with the part it hangs from.
+    The head is moved with the torso, translated so the donor's nose lands on the target's.
+
+    Args:
+        donor: ``(17, 3)`` donor keypoints (left/right aligned with the target's).
+        target: ``(17, 3)`` target keypoints.
+    """
+    d_len, t_len = torso_length(donor), torso_length(target)
+    if d_len is None or t_len is None or d_len < 1e-3 or t_len < 1e-3:
+        return None
+    idx = list(TORSO)
+    scale = t_len / d_len
+    torso = affine_lstsq(donor[idx, :2], target[idx, :2])
+    det = float(np.linalg.det(torso[:, :2]))
+    if not 0.25 * scale**2 < det < 4.0 * scale**2:
+        # Side views put the four points nearly on a line: an affine shears; keep a similarity.
+        torso = similarity_lstsq(donor[idx, :2], target[idx, :2])
+    out = {"torso": torso}
+    for name in ("l_upper_arm", "r_upper_arm", "l_thigh", "r_thigh", "l_lower_arm", "r_lower_arm", "l_shin", "r_shin"):
+        i, j, parent = LIMBS[name]
+        if visible(donor, i, j) and visible(target, i, j):
+            out[name] = bone_affine(donor[i, :2], donor[j, :2], target[i, :2], target[j, :2], scale)
+        else:
+            out[name] = out[parent]
+    head = out["torso"].copy()
+    head[:, :2] = np.eye(2) * scale
+    neck_d, neck_t = donor[[5, 6], :2].mean(0), target[[5, 6], :2].mean(0)
+    head[:, 2] = neck_t - scale * neck_d
+    if visible(donor, 0) and visible(target, 0):
+        shift = target[0, :2] - apply_affine(head, donor[None, 0, :2])[0]
+        if np.linalg.norm(shift) < 0.5 * t_len:
+            head[:, 2] += shift
+    out["head"] = head
+    return out
+
+
+def part_labels(donor: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(h, w)`` int8 index into :data:`PARTS` of the part each donor pixel belongs to (-1 outside).
+
+    Each pixel of ``mask`` goes to the nearest bone (the torso is its filled quadrilateral;
+    the head the segment from mid-shoulders up through the nose).
+    """
+    h, w = mask.shape
+    dist = np.full((len(PARTS), h, w), np.inf, np.float32)
+    for k, name in enumerate(PARTS):
+        canvas = np.full((h, w), 255, np.uint8)
+        if name == "torso":
+            if not visible(donor, *TORSO):
+                continue
+            cv2.fillConvexPoly(canvas, np.rint(donor[list(TORSO), :2]).astype(np.int32), (0,))
+        elif name == "head":
+            neck = donor[[5, 6], :2].mean(0)
+            top = donor[0, :2] if visible(donor, 0) else neck - np.array([0.0, 0.15 * h])
+            cv2.line(canvas, _pt(neck), _pt(top + (top - neck) * 0.6), (0,), 1)
+        else:
+            i, j, _ = LIMBS[name]
+            if not visible(donor, i, j):
+                continue
+            cv2.line(canvas, _pt(donor[i, :2]), _pt(donor[j, :2]), (0,), 1)
+        dist[k] = cv2.distanceTransform(canvas, cv2.DIST_L2, 3)
+    labels = np.argmin(dist, axis=0).astype(np.int8)
+    labels[~mask] = -1
+    return labels
+
+
+def _pt(xy: np.ndarray) -> tuple[int, int]:
+    return (int(round(float(xy[0]))), int(round(float(xy[1]))))

@@ -1,0 +1,413 @@
+"""Whole people replaced by a donor body of someone who does not exist (``--target body --method donor``).
+
+CPU only, offline, no training. Donors come from ``weights/body-donors/bank.npz``, built by
+``scripts/build_body_bank.py`` from openpeople (MIT; 10 synthetic people, six full-body views
+each). For every body region the generator:
+
+1. picks a donor person with the region's seed (a video track keeps its seed, so it keeps one
+   identity; never an excluded person), then that person's view facing the way the target faces
+   (front, back, left or right, from the target's COCO-17 keypoints);
+2. recolours the donor's clothes (hue, saturation and brightness of the top and of the bottom,
+   drawn from the seed; skin, hair and face untouched), so a crowd is not ten twins;
+3. warps it limb by limb (torso, upper and lower arms and legs, head) onto the target's pose;
+   without a visible torso the whole donor is fitted to the region's box instead;
+4. fits its brightness, contrast and colour cast to the scene around the region (LAB
+   statistics of the pixels outside the replace-mask);
+5. lays it over the region's background, inpainted from the pixels outside the replace-mask,
+   so wherever the donor does not cover the target's silhouette the scene shows, never the
+   target's own pixels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from realanon.errors import ConfigError
+from realanon.generators._util import mask_bbox
+from realanon.generators.body_warp import (
+    PARTS,
+    align_sides,
+    apply_affine,
+    box_affine,
+    part_labels,
+    part_transforms,
+    view_of,
+)
+from realanon.paths import project_dir
+from realanon.postprocess.histogram import from_color_space, to_color_space
+from realanon.structures import GenerationBatch
+
+DEFAULT_BODY_BANK = project_dir("weights") / "body-donors" / "bank.npz"
+SKIN, CLOTH = 1, 2
+# Which views stand in for a wanted view when a person lacks it, best first.
+_FALLBACK_VIEWS = {"front": ("front", "left", "right", "back"), "back": ("back", "front", "left", "right"),
+                   "left": ("left", "front", "right", "back"), "right": ("right", "front", "left", "back")}
+# The scene's light is taken this far (0 = donor's studio light, 1 = the scene's statistics): a
+# little, as the scene around a person (road, grass) says more about its own colour than the light.
+_LIGHT_FIT, _CAST_FIT = 0.15, 0.5
+# The background under the donor is inpainted on a copy with this long side (speed; it is smooth).
+_FILL_SIDE = 160
+# Blurs tried to give the donor the scene's sharpness (pixels at the target's scale).
+_BLUR_SIGMAS = (0.0, 0.4, 0.7, 1.0)
+
+
+@dataclass(frozen=True)
+class BodyBank:
+    """Donor bodies (see ``scripts/build_body_bank.py``); all crops share one ``(H, W)`` size.
+
+    Attributes:
+        jpeg: Concatenated JPEG bytes of the RGB crops; crop ``i`` is ``jpeg[offsets[i]:offsets[i+1]]``.
+        offsets: ``(N + 1,)`` int64.
+        alpha: ``(N, H, W)`` uint8 person matte (255 = person).
+        labels: ``(N, H, W)`` uint8: 0 background, ``SKIN`` (skin, hair, face), ``CLOTH``.
+        keypoints: ``(N, 17, 3)`` float32 COCO-17 keypoints in crop pixels.
+        view: ``(N,)`` str, one of front/back/left/right.
+        person: ``(N,)`` str person id (``"P001"`` ...).
+        source: ``(N,)`` str the view was cut from.
+    """
+
+    jpeg: np.ndarray
+    offsets: np.ndarray
+    alpha: np.ndarray
+    labels: np.ndarray
+    keypoints: np.ndarray
+    view: np.ndarray
+    person: np.ndarray
+    source: np.ndarray
+
+    @staticmethod
+    def load(path: str | Path) -> BodyBank:
+        """Reads a bank written by ``scripts/build_body_bank.py`` (never unpickles)."""
+        path = Path(path)
+        if not path.exists():
+            raise ConfigError(f"body donor bank {path} not found; build it with "
+                              f"`python scripts/build_body_bank.py --out {path.parent}`")
+        with np.load(path, allow_pickle=False) as z:
+            return BodyBank(z["jpeg"], z["jpeg_offsets"], z["alpha"], z["labels"], z["keypoints"],
+                            z["view"].astype(str), z["person"].astype(str), z["source"].astype(str))
+
+    def __len__(self) -> int:
+        return len(self.person)
+
+    def image(self, index: int) -> np.ndarray:
+        """Donor ``index`` as ``(H, W, 3)`` uint8 RGB."""
+        data = self.jpeg[self.offsets[index]: self.offsets[index + 1]]
+        return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """What the seed fixes for one region or track: the donor person and the clothes' colours.
+
+    Attributes:
+        person: Donor person id.
+        top_hsv: ``(hue 0-179, saturation 0-1, brightness gain)`` of the upper clothes.
+        bottom_hsv: The same for the lower clothes.
+    """
+
+    person: str
+    top_hsv: tuple[float, float, float]
+    bottom_hsv: tuple[float, float, float]
+
+
+def draw_identity(seed: int, persons: np.ndarray) -> Identity:
+    """The identity of a seed: a person drawn uniformly from ``persons`` and two clothing colours."""
+    rng = np.random.default_rng(seed)
+    person = str(persons[rng.integers(len(persons))])
+
+    def colour() -> tuple[float, float, float]:
+        return (float(rng.uniform(0, 180)), float(rng.uniform(0.1, 0.75)), float(rng.uniform(0.35, 1.1)))
+
+    return Identity(person, colour(), colour())
+
+
+def recolour_clothes(rgb: np.ndarray, labels: np.ndarray, hip_y: float, identity: Identity) -> np.ndarray:
+    """The donor with its clothes in the identity's colours; skin, hair and face untouched.
+
+    Clothes above ``hip_y`` get ``identity.top_hsv``, below it ``bottom_hsv``: the hue is
+    replaced, the saturation pulled to the new one and the brightness scaled, so folds and
+    shading stay.
+
+    Args:
+        rgb: ``(h, w, 3)`` uint8 donor.
+        labels: ``(h, w)`` uint8 part labels (``CLOTH`` pixels are recoloured).
+        hip_y: Row separating top from bottom clothes.
+        identity: The colours.
+    """
+    hsv = cv2.cvtColor(rgb, cv2.COLOR_RGB2HSV).astype(np.float32)
+    rows = np.arange(rgb.shape[0], dtype=np.float32)[:, None]
+    out = hsv.copy()
+    for part, (hue, sat, gain) in ((rows < hip_y, identity.top_hsv), (rows >= hip_y, identity.bottom_hsv)):
+        sel = (labels == CLOTH) & part
+        out[..., 0][sel] = hue
+        out[..., 1][sel] = 0.25 * hsv[..., 1][sel] + 0.75 * 255.0 * sat
+        out[..., 2][sel] = hsv[..., 2][sel] * gain
+    out = np.clip(out, 0, [179, 255, 255])
+    return cv2.cvtColor(out.astype(np.uint8), cv2.COLOR_HSV2RGB)
+
+
+def fit_light(layer: np.ndarray, alpha: np.ndarray, scene: np.ndarray) -> np.ndarray:
+    """The layer's brightness, contrast and colour cast moved towards the scene's.
+
+    Works on CIELAB statistics (the harmonizer's colour conversions): the lightness mean and
+    spread move ``_LIGHT_FIT`` of the way to the scene's, and the scene's colour cast (its
+    mean a/b away from neutral) is added by ``_CAST_FIT``; the clothes keep their own colours.
+
+    Args:
+        layer: ``(h, w, 3)`` uint8 RGB donor layer.
+        alpha: ``(h, w)`` float32 donor coverage (statistics are taken where > 0.5).
+        scene: ``(m, 3)`` uint8 RGB scene pixels around the person.
+    """
+    sel = alpha > 0.5
+    if sel.sum() < 4 or len(scene) < 4:
+        return layer
+    lab = to_color_space(layer, "lab").astype(np.float32)
+    ref = to_color_space(scene.reshape(-1, 1, 3), "lab").reshape(-1, 3).astype(np.float32)
+    mu, sd = lab[..., 0][sel].mean(), lab[..., 0][sel].std() + 1e-3
+    target_mu = mu + _LIGHT_FIT * (ref[:, 0].mean() - mu)
+    gain = float(np.clip(ref[:, 0].std() / sd, 0.6, 1.4)) ** _LIGHT_FIT
+    lab[..., 0] = (lab[..., 0] - mu) * gain + target_mu
+    # A grey or faded scene (old film, dusk CCTV) gets a correspondingly muted person.
+    chroma = float(np.clip(ref[:, 1:].std() / (lab[..., 1:][sel].std() + 1e-3), 0.0, 1.0))
+    lab[..., 1:] = (lab[..., 1:] - 128.0) * chroma + 128.0 + _CAST_FIT * (ref[:, 1:].mean(axis=0) - 128.0)
+    return np.asarray(from_color_space(np.clip(np.rint(lab), 0, 255).astype(np.uint8), "lab"), np.uint8)
+
+
+def scene_blur_sigma(colour: np.ndarray, cover: np.ndarray, scene: np.ndarray, scene_mask: np.ndarray) -> float:
+    """The Gaussian blur (pixels) that gives the donor the scene's sharpness (absolute Laplacian, 90th percentile).
+
+    Args:
+        colour: ``(h, w, 3)`` float32 RGB donor layer (not premultiplied).
+        cover: ``(h, w)`` float32 donor coverage; detail is measured where > 0.5.
+        scene: ``(h, w, 3)`` uint8 RGB crop.
+        scene_mask: ``(h, w)`` bool, the scene pixels to measure (outside the replace-mask).
+    """
+    sel = cover > 0.5
+    if sel.sum() < 16 or scene_mask.sum() < 16:
+        return 0.0
+    # The 90th percentile: how crisp the scene's edges are, whatever share of it is flat.
+    detail_scene = _detail(cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY), scene_mask)
+    errors = []
+    for sigma in _BLUR_SIGMAS:
+        blurred = cv2.GaussianBlur(colour, (0, 0), sigma) if sigma > 0 else colour
+        gray = cv2.cvtColor(np.clip(blurred, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
+        errors.append(abs(_detail(gray, sel) - detail_scene))
+    return float(_BLUR_SIGMAS[int(np.argmin(errors))])
+
+
+def _detail(gray: np.ndarray, where: np.ndarray) -> float:
+    return float(np.percentile(np.abs(cv2.Laplacian(gray, cv2.CV_32F))[where], 90))
+
+
+def inpaint_background(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``(h, w, 3)`` float32: the masked area filled from the pixels outside it (none of its own)."""
+    h, w = crop.shape[:2]
+    scale = min(1.0, _FILL_SIDE / max(h, w))
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    hole = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
+    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
+    small[hole > 0] = 0  # the target's own pixels never reach the fill
+    filled = cv2.inpaint(small, hole, 3, cv2.INPAINT_TELEA) if hole.any() and not hole.all() else small
+    if hole.all():
+        filled = np.full_like(small, 128)
+    filled = cv2.GaussianBlur(filled, (0, 0), 0.7)
+    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
+
+
+def add_grain(filled: np.ndarray, crop: np.ndarray, scene_mask: np.ndarray, seed: int) -> np.ndarray:
+    """``filled`` with luminance grain as strong as the scene's fine texture, so the fill is not a smooth smear.
+
+    Args:
+        filled: ``(h, w, 3)`` float32 inpainted background.
+        crop: ``(h, w, 3)`` uint8 RGB crop.
+        scene_mask: ``(h, w)`` bool, the scene pixels the texture is measured on.
+        seed: Seeds the grain (same seed, same output).
+    """
+    if scene_mask.sum() < 16:
+        return filled
+    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
+    residual = (gray - cv2.GaussianBlur(gray, (0, 0), 1.5))[scene_mask]
+    # Median absolute deviation: the texture of flat ground, not the edges of things around it.
+    strength = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
+    noise = cv2.GaussianBlur(np.random.default_rng(seed).standard_normal(gray.shape).astype(np.float32), (0, 0), 0.6)
+    noise = noise * (strength / max(float(noise.std()), 1e-6))
+    return filled + noise[..., None]
+
+
+def render_parts(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, transforms: dict[str, np.ndarray],
+                 size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """Warps each part by its affine and stacks them back to front.
+
+    Args:
+        rgb: ``(h, w, 3)`` uint8 donor.
+        alpha: ``(h, w)`` float32 donor matte in [0, 1].
+        parts: ``(h, w)`` int8 part index per pixel (see :func:`body_warp.part_labels`).
+        transforms: Part name -> ``(2, 3)`` donor -> target affine.
+        size_hw: Output ``(height, width)``.
+
+    Returns:
+        ``(H, W, 3)`` float32 colour premultiplied by coverage, and ``(H, W)`` float32 coverage in [0, 1].
+    """
+    h, w = size_hw
+    colour = np.zeros((h, w, 3), np.float32)
+    cover = np.zeros((h, w), np.float32)
+    grow = np.ones((3, 3), np.uint8)
+    for k, name in enumerate(PARTS):
+        own = parts == k
+        if not own.any():
+            continue
+        # Parts overlap a little at the joints so no seam opens when a joint bends.
+        part_alpha = np.asarray(alpha * cv2.dilate(own.astype(np.uint8), grow, iterations=2), np.float32)
+        m = transforms[name].astype(np.float32)
+        a = cv2.warpAffine(part_alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0.0,))
+        c = cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        colour = a[..., None] * c + (1.0 - a[..., None]) * colour
+        cover = a + (1.0 - a) * cover
+    return colour, cover
+
+
+def whole_transform(donor_kp: np.ndarray, donor_alpha: np.ndarray, mask: np.ndarray, target_kp: np.ndarray | None,
+                    margin: float) -> np.ndarray:
+    """Whole-person affine (no usable torso): the donor's matte box fitted into the target's box.
+
+    The target's box is the replace-mask's extent shrunk by ``margin`` of its height on each side
+    (the mask is the person grown by a margin), widened to any visible keypoints.
+    """
+    x1, y1, x2, y2 = (float(v) for v in mask_bbox(mask))
+    inset = margin * (y2 - y1) / (1.0 + 2.0 * margin)
+    box = (x1 + inset, y1 + inset, x2 - inset, y2 - inset)
+    if target_kp is not None and (target_kp[:, 2] > 0.3).sum() >= 2:
+        pts = target_kp[target_kp[:, 2] > 0.3, :2]
+        box = (min(box[0], pts[:, 0].min()), min(box[1], pts[:, 1].min()),
+               max(box[2], pts[:, 0].max()), max(box[3], pts[:, 1].max()))
+    src = mask_bbox(donor_alpha > 127)
+    return box_affine(tuple(float(v) for v in src), box)  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class DonorBody:
+    """Replaces every person with a warped, recoloured, scene-lit donor body from the bank.
+
+    Args:
+        bank: Path of the body ``bank.npz``; None uses ``weights/body-donors/bank.npz``.
+        exclude_persons: Donor person ids never used (e.g. the person being anonymized, when
+            it is one of the bank's people).
+        recolour: Recolour the donor's clothes per identity.
+        body_margin: The margin the replace-mask adds around the person (fraction of its
+            height, as ``RegionOptions.body_margin``); used by the whole-box fallback.
+    """
+
+    bank: str | None = None
+    exclude_persons: tuple[str, ...] = ()
+    recolour: bool = True
+    body_margin: float = 0.05
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "exclude_persons", tuple(self.exclude_persons))
+
+    @cached_property
+    def donors(self) -> BodyBank:
+        """The loaded bank (read on first use)."""
+        return BodyBank.load(self.bank or DEFAULT_BODY_BANK)
+
+    def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
+        out = []
+        for crop, mask, kps, layout, kind, seed in zip(
+            batch.crops, batch.replace_masks, batch.keypoints, batch.keypoint_layouts, batch.kinds, batch.seeds
+        ):
+            if kind != "body":
+                raise ConfigError(f"the body donor generator replaces whole people, got a {kind!r} region")
+            out.append(self.replace(crop, mask, kps if layout == "coco17" else None, seed))
+        return out
+
+    def identity(self, seed: int) -> Identity:
+        """The donor person and clothes colours of ``seed`` (the same for a whole video track)."""
+        persons = np.unique(self.donors.person)
+        allowed = persons[~np.isin(persons, list(self.exclude_persons))]
+        if allowed.size == 0:
+            raise ConfigError(f"every body donor is excluded ({', '.join(self.exclude_persons)})")
+        return draw_identity(seed, allowed)
+
+    def choose_view(self, person: str, kp: np.ndarray | None) -> int:
+        """Index of ``person``'s view facing the way the target faces; the studio one among equals."""
+        wanted = view_of(kp)
+        for view in _FALLBACK_VIEWS[wanted]:
+            found = np.flatnonzero((self.donors.person == person) & (self.donors.view == view))
+            if found.size:
+                return int(found[0])
+        raise ConfigError(f"body donor bank has no view of {person}")
+
+    def replace(self, crop: np.ndarray, mask: np.ndarray, kp: np.ndarray | None, seed: int) -> np.ndarray:
+        """Replaces the masked person of one crop.
+
+        Args:
+            crop: ``(h, w, 3)`` uint8 RGB crop with context.
+            mask: ``(h, w)`` bool replace-mask.
+            kp: ``(17, 3)`` COCO-17 keypoints in crop pixels, or None.
+            seed: The region's seed; the same seed gives the same person and clothes.
+
+        Returns:
+            ``(h, w, 3)`` uint8 RGB; pixels outside ``mask`` equal ``crop``.
+        """
+        out = crop.copy()
+        if not mask.any():
+            return out
+        identity = self.identity(seed)
+        index = self.choose_view(identity.person, kp)
+        premultiplied, cover = self.donor_layer((crop.shape[0], crop.shape[1]), mask, kp, index, identity)
+        # Texture and sharpness are measured clear of the mask, so no filter reaches the target's pixels.
+        scene = cv2.erode((~mask).astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
+        sigma = scene_blur_sigma(premultiplied / np.maximum(cover, 1e-3)[..., None], cover, crop, scene)
+        if sigma > 0:  # blurring coverage too softens the outline as the scene's optics would
+            premultiplied = cv2.GaussianBlur(premultiplied, (0, 0), sigma)
+            cover = cv2.GaussianBlur(cover, (0, 0), 0.5 * sigma)
+        colour = np.clip(np.rint(premultiplied / np.maximum(cover, 1e-3)[..., None]), 0, 255).astype(np.uint8)
+        colour = fit_light(colour, cover, crop[~mask]).astype(np.float32)
+        background = add_grain(inpaint_background(crop, mask), crop, scene, seed)
+        layer = cover[..., None] * colour + (1.0 - cover[..., None]) * background
+        out[mask] = np.clip(np.rint(layer[mask]), 0, 255).astype(np.uint8)
+        return out
+
+    def donor_layer(self, size_hw: tuple[int, int], mask: np.ndarray, kp: np.ndarray | None, index: int,
+                    identity: Identity) -> tuple[np.ndarray, np.ndarray]:
+        """Donor ``index`` recoloured and warped onto the target: ``(h, w, 3)`` colour, ``(h, w)`` coverage."""
+        rgb, alpha = self.donors.image(index), self.donors.alpha[index]
+        labels, donor_kp = self.donors.labels[index], self.donors.keypoints[index].copy()
+        transforms = part_transforms(align_sides(donor_kp, kp), kp) if kp is not None else None
+        if transforms is None:
+            m = whole_transform(donor_kp, alpha, mask, kp, self.body_margin)
+            transforms = {name: m for name in PARTS}
+        else:
+            donor_kp = align_sides(donor_kp, kp)  # type: ignore[arg-type]
+        # Shrink the donor close to its size on screen first, so the warp does not alias.
+        scale = float(np.sqrt(abs(np.linalg.det(transforms["torso"][:, :2]))))
+        f = min(1.0, 1.5 * scale)
+        if f < 1.0:
+            size = (max(4, round(rgb.shape[1] * f)), max(4, round(rgb.shape[0] * f)))
+            f_xy = (size[0] / rgb.shape[1], size[1] / rgb.shape[0])
+            rgb = cv2.resize(rgb, size, interpolation=cv2.INTER_AREA)
+            alpha = cv2.resize(alpha, size, interpolation=cv2.INTER_AREA)
+            labels = cv2.resize(labels, size, interpolation=cv2.INTER_NEAREST)
+            donor_kp[:, 0] *= f_xy[0]
+            donor_kp[:, 1] *= f_xy[1]
+            back = np.diag([1.0 / f_xy[0], 1.0 / f_xy[1]])
+            transforms = {k: np.hstack([v[:, :2] @ back, v[:, 2:]]) for k, v in transforms.items()}
+        if self.recolour:
+            hips = donor_kp[[11, 12], 1]
+            rgb = recolour_clothes(rgb, labels, float(hips.mean()), identity)
+        parts = part_labels(donor_kp, alpha > 127)
+        return render_parts(rgb, alpha.astype(np.float32) / 255.0, parts, transforms, size_hw)
+
+
+def keypoints_after(transforms: dict[str, np.ndarray], donor_kp: np.ndarray) -> np.ndarray:
+    """``(17, 2)``: where each donor keypoint lands (by the part it starts; for tests and figures)."""
+    owner = {0: "head", 1: "head", 2: "head", 3: "head", 4: "head", 5: "torso", 6: "torso", 11: "torso", 12: "torso",
+             7: "l_upper_arm", 8: "r_upper_arm", 9: "l_lower_arm", 10: "r_lower_arm",
+             13: "l_thigh", 14: "r_thigh", 15: "l_shin", 16: "r_shin"}
+    return np.stack([apply_affine(transforms[owner[i]], donor_kp[None, i, :2])[0] for i in range(17)])

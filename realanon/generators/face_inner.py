@@ -1,0 +1,239 @@
+"""Inner-face replacement: a new face from brows to chin, cheek to cheek, on the person's own head.
+
+Pure functions over numpy arrays, used by the ``donor`` generator in its default ``mode="face"``.
+Landmarks are mediapipe FaceMesh's 478 points (see :mod:`realanon.generators.face_warp`).
+The person keeps hair, ears, forehead above the brows and head outline; inside the face:
+
+* the donors' faces are warped onto one geometry (:func:`mixed_shape`), their textures averaged
+  with the identity's weights;
+* the result takes the low spatial frequencies (skin tone, light, shading) of the target and the
+  details of the donors (:func:`fit_tone`);
+* it is blended into the target so that the border of the changed pixels carries the target's
+  own values (:func:`poisson_layer`, :func:`ease_in`).
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from realanon.generators.face_warp import mesh_groups, similarity_from_points
+
+# Mesh indices: forehead top, chin, eyelids (upper, lower) and eye corners of both eyes.
+_FOREHEAD, _CHIN = 10, 152
+_EYELIDS = ((159, 145, 33, 133), (386, 374, 362, 263))
+# The inner face's top edge sits this many brow-to-eye distances above the highest brow point.
+BROW_LIFT = 1.5
+# The inner face is pulled in from the face oval by this fraction of the face height, so a
+# profile's far cheek never reaches the background.
+OVAL_INSET = 0.01
+# Low frequencies: Gaussian sigma as a fraction of the face height (forehead top to chin).
+TONE_SIGMA = 0.15
+# The donors' detail is scaled towards the target's by at most this factor either way.
+MAX_DETAIL_GAIN = 1.6
+
+
+def face_height(landmarks: np.ndarray) -> float:
+    """Forehead-top to chin distance in pixels (at least 1)."""
+    return max(float(np.linalg.norm(landmarks[_CHIN, :2] - landmarks[_FOREHEAD, :2])), 1.0)
+
+
+def eyes_open(landmarks: np.ndarray) -> float:
+    """Mean eyelid gap over eye width of both eyes (about 0.3 open, under 0.1 closed)."""
+    ratios = []
+    for upper, lower, corner_a, corner_b in _EYELIDS:
+        width = float(np.linalg.norm(landmarks[corner_a, :2] - landmarks[corner_b, :2]))
+        ratios.append(float(np.linalg.norm(landmarks[upper, :2] - landmarks[lower, :2])) / max(width, 1e-6))
+    return float(np.mean(ratios))
+
+
+def inner_face_polygon(landmarks: np.ndarray) -> np.ndarray:
+    """``(36, 2)`` float32 polygon of the inner face: the face oval cut just above the brows.
+
+    Oval points higher (along the chin-to-forehead axis) than ``BROW_LIFT`` brow-to-eye
+    distances above the brows are moved down onto that level, so the forehead and hairline
+    stay the person's own.
+    """
+    groups = mesh_groups()
+    pts = landmarks[:, :2].astype(np.float32)
+    chin = pts[_CHIN]
+    up = pts[_FOREHEAD] - chin
+    up /= max(float(np.linalg.norm(up)), 1e-6)
+    height = (pts - chin) @ up
+    brow_top = float(height[groups["brows"]].max())
+    eye_level = float(height[groups["eyes"]].mean())
+    cap = brow_top + BROW_LIFT * max(brow_top - eye_level, 0.0)
+    oval = pts[groups["oval"]].copy()
+    over = (oval - chin) @ up - cap
+    oval -= np.maximum(over, 0.0)[:, None] * up[None, :]
+    return oval
+
+
+def inner_face_mask(landmarks: np.ndarray, size_hw: tuple[int, ...]) -> np.ndarray:
+    """``(h, w)`` bool mask of the inner face (see :func:`inner_face_polygon`), inset from the oval."""
+    mask = np.zeros(size_hw[:2], dtype=np.uint8)
+    cv2.fillPoly(mask, [np.round(inner_face_polygon(landmarks) * 16).astype(np.int32)], (1,), cv2.LINE_8, 4)
+    inset = round(OVAL_INSET * face_height(landmarks))
+    if inset > 0:
+        kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * inset + 1, 2 * inset + 1))
+        return np.asarray(cv2.erode(mask, kernel) > 0)
+    return mask.astype(bool)
+
+
+def mixed_shape(target: np.ndarray, donors: list[np.ndarray], weights: np.ndarray, keep: float,
+                keep_features: float) -> np.ndarray:
+    """Landmarks of the new face, placed on the target.
+
+    Each donor's landmarks are fitted onto the target's by a similarity transform and averaged
+    with ``weights``; the result lies between that average (the new identity's shape) and the
+    target's own shape. Eyes and lips follow the target more closely (``keep_features``) so
+    closed eyes and open mouths carry over.
+
+    Args:
+        target: ``(478, 3)`` target landmarks.
+        donors: ``(478, 3)`` landmarks of each donor, in its own image.
+        weights: ``(k,)`` weights summing to 1.
+        keep: Share of the target's geometry kept for the face as a whole, in [0, 1].
+        keep_features: Share kept for eye and lip points, in [0, 1].
+
+    Returns:
+        ``(478, 3)`` float32 landmarks (``z`` is the target's).
+    """
+    placed = np.zeros((len(target), 2), dtype=np.float64)
+    for lm, w in zip(donors, weights):
+        matrix = similarity_from_points(lm[:, :2], target[:, :2])
+        placed += w * (lm[:, :2] @ matrix[:, :2].T + matrix[:, 2])
+    groups = mesh_groups()
+    share = np.full((len(target), 1), keep)
+    share[np.concatenate([groups["eyes"], groups["lips"]])] = max(keep, keep_features)
+    out = target.astype(np.float32).copy()
+    out[:, :2] = share * target[:, :2] + (1.0 - share) * placed
+    return out
+
+
+def match_histograms(image_rgb: np.ndarray, reference_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """Maps each channel of ``image`` inside ``mask`` so its histogram equals the reference's there.
+
+    Both are ``(h, w, 3)`` uint8 of the same size; pixels outside ``mask`` are returned as they
+    are. Used so the new face keeps the original's distribution of brightness and saturation
+    (its place in the picture) while every pixel's value comes from the donors' face.
+    """
+    out = image_rgb.copy()
+    if mask.sum() < 16:
+        return out
+    hsv, ref = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2HSV), cv2.cvtColor(reference_rgb, cv2.COLOR_RGB2HSV)
+    for c in (1, 2):  # saturation and value; hue is left to the tone fit
+        src, dst = hsv[..., c][mask], ref[..., c][mask]
+        src_cdf = np.cumsum(np.bincount(src, minlength=256)) / src.size
+        dst_cdf = np.cumsum(np.bincount(dst, minlength=256)) / dst.size
+        lut = np.clip(np.searchsorted(dst_cdf, src_cdf, side="left"), 0, 255).astype(np.uint8)
+        hsv[..., c][mask] = lut[src]
+    out[mask] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[mask]
+    return out
+
+
+def _low_pass(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
+    """Normalized convolution: Gaussian mean of ``image`` over ``weight``, defined everywhere."""
+    w = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), sigma)
+    num = cv2.GaussianBlur(image * weight.astype(np.float32)[..., None], (0, 0), sigma)
+    fallback = image[weight > 0].mean(axis=0) if (weight > 0).any() else image.reshape(-1, 3).mean(axis=0)
+    out = num / np.maximum(w, 1e-4)[..., None]
+    weak = w < 1e-3
+    out[weak] = fallback
+    return np.asarray(out, dtype=np.float32)
+
+
+def fit_tone(donor_rgb: np.ndarray, donor_skin: np.ndarray, target_rgb: np.ndarray, target_skin: np.ndarray,
+             sigma: float) -> np.ndarray:
+    """The donor's details on the target's low frequencies (skin tone, light, shading).
+
+    In CIELAB: ``low(target) + gain * (donor - low(donor))``, where ``low`` is a Gaussian
+    (``sigma`` pixels) mean over bare skin only, so eyes, brows and lips stay in the details.
+    ``gain`` matches the donor's detail contrast (lightness) to the target's, within
+    ``1 / MAX_DETAIL_GAIN`` and ``MAX_DETAIL_GAIN``.
+
+    Args:
+        donor_rgb: ``(h, w, 3)`` uint8 donor face, already warped onto the target.
+        donor_skin: ``(h, w)`` bool bare skin of the warped donor.
+        target_rgb: ``(h, w, 3)`` uint8 target.
+        target_skin: ``(h, w)`` bool bare skin of the target.
+        sigma: Low-pass scale in pixels.
+
+    Returns:
+        ``(h, w, 3)`` uint8 RGB.
+    """
+    donor = cv2.cvtColor(donor_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    target = cv2.cvtColor(target_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    donor_low, target_low = _low_pass(donor, donor_skin, sigma), _low_pass(target, target_skin, sigma)
+    detail = donor - donor_low
+    if donor_skin.any() and target_skin.any():
+        fine = target[..., 0] - _low_pass(target, target_skin, sigma)[..., 0]
+        gain = float(np.clip(fine[target_skin].std() / max(float(detail[donor_skin, 0].std()), 1e-3),
+                             1.0 / MAX_DETAIL_GAIN, MAX_DETAIL_GAIN))
+        detail[..., 0] *= gain
+    lab = target_low + detail
+    lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
+    rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
+    return np.asarray(np.clip(np.rint(rgb * 255.0), 0, 255), dtype=np.uint8)
+
+
+def edge_alpha(mask: np.ndarray, ramp_px: float) -> np.ndarray:
+    """``(h, w)`` float32: 0 outside ``mask``, rising smoothly to 1 ``ramp_px`` inside its edge."""
+    if ramp_px < 1:
+        return mask.astype(np.float32)
+    dist = cv2.distanceTransform(np.pad(mask.astype(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    t = np.clip(dist / float(ramp_px), 0.0, 1.0)
+    return np.asarray(t * t * (3.0 - 2.0 * t), dtype=np.float32)  # smoothstep: no visible kink
+
+
+def ease_in(layer: np.ndarray, target: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+    """``alpha * layer + (1 - alpha) * target``; pixels where ``alpha`` is 0 stay ``target``'s exactly.
+
+    Args:
+        layer: ``(h, w, 3)`` uint8.
+        target: ``(h, w, 3)`` uint8.
+        alpha: ``(h, w)`` float32 in [0, 1].
+    """
+    out = target.copy()
+    inside = alpha > 0
+    a = alpha[inside][:, None]
+    mixed = a * layer[inside].astype(np.float32) + (1.0 - a) * target[inside].astype(np.float32)
+    out[inside] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
+    return out
+
+
+def match_grain(image: np.ndarray, reference: np.ndarray, weight: np.ndarray, seed: int) -> np.ndarray:
+    """Adds Gaussian grain, scaled by ``weight``, so the fine-scale noise matches the reference's.
+
+    Upscaled donor faces are smoother than the picture they land in; the grain's spread is
+    what the reference's finest scale (``image - blur(image, 1 px)``) has more than ``image``'s.
+
+    Args:
+        image: ``(h, w, 3)`` uint8 image to roughen.
+        reference: ``(h, w, 3)`` uint8 image whose grain is wanted (the original).
+        weight: ``(h, w)`` float32 in [0, 1]: where grain goes (measured where it exceeds 0.5).
+        seed: Seeds the grain.
+
+    Returns:
+        ``(h, w, 3)`` uint8.
+    """
+    mask = weight > 0.5
+    if mask.sum() < 64:
+        return image
+
+    def fine_std(x: np.ndarray) -> float:
+        # Robust spread (median absolute deviation): the sparse edges of eyes and lips do not count.
+        grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32)
+        fine = (grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[mask]
+        return 1.4826 * float(np.median(np.abs(fine - np.median(fine))))
+
+    missing = fine_std(reference) ** 2 - fine_std(image) ** 2
+    if missing <= 0.25:
+        return image
+    # Slightly blurred noise looks like sensor grain; its fine-scale spread is measured, not assumed.
+    white = np.random.default_rng(seed).normal(0.0, 1.0, mask.shape).astype(np.float32)
+    noise = np.asarray(cv2.GaussianBlur(white, (0, 0), 0.6), dtype=np.float32)
+    noise_fine = (noise - cv2.GaussianBlur(noise, (0, 0), 1.0))[mask]
+    noise *= float(np.sqrt(missing)) / max(1.4826 * float(np.median(np.abs(noise_fine))), 1e-6)
+    out = image.astype(np.float32) + (noise * weight)[..., None]
+    return np.asarray(np.clip(np.rint(out), 0, 255), dtype=np.uint8)

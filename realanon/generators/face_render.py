@@ -1,0 +1,217 @@
+"""Drawing a blended donor identity into one face crop: with the target's face mesh, or without.
+
+Used by the ``donor`` generator in ``mode="face"``. Heavy steps run on a working copy where the
+face is about ``work_face_px`` high (the donors are about 110 px high, so more resolution adds
+nothing); the result is scaled back and eased into the crop at full resolution, with grain
+matched to the original.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from realanon.generators.face_inner import (
+    TONE_SIGMA,
+    ease_in,
+    edge_alpha,
+    face_height,
+    fit_tone,
+    inner_face_mask,
+    match_grain,
+    match_histograms,
+    mixed_shape,
+)
+from realanon.generators.face_warp import (
+    FACE6_MESH_INDEX,
+    extend_landmarks,
+    mesh_groups,
+    piecewise_affine_maps,
+    similarity_from_points,
+    skin_mask,
+    soft_face_weight,
+    warp_image,
+)
+
+# Width of the hand-over to the original at the inner face's edge, fraction of the face height.
+EDGE_RAMP = 0.05
+# Without a mesh: the replacement is fully opaque this far inside the replace-mask's edge
+# (fraction of the mask's smaller half-size) and fades out towards the edge.
+FALLBACK_RAMP = 0.3
+# The replace-mask is the face box grown by a margin; its face box is this much smaller on each side.
+MASK_INSET = 0.15
+# Faces are drawn at least this many pixels high on the working copy (tiny faces are upscaled).
+MIN_WORK_FACE_PX = 48
+
+
+@dataclass(frozen=True)
+class DonorSet:
+    """The donor faces of one identity.
+
+    Attributes:
+        images: ``(S, S, 3)`` uint8 RGB donor crops, main donor first.
+        landmarks: ``(478, 3)`` float32 landmarks of each, in its crop's pixels.
+        weights: ``(k,)`` blend weights summing to 1.
+        triangles: ``(T, 3)`` triangulation of :func:`extend_landmarks` points.
+    """
+
+    images: tuple[np.ndarray, ...]
+    landmarks: tuple[np.ndarray, ...]
+    weights: np.ndarray
+    triangles: np.ndarray
+
+
+def render_blend(donors: DonorSet, geometry: np.ndarray, size_hw: tuple[int, ...]) -> np.ndarray:
+    """Every donor warped onto ``geometry`` (piecewise affine), averaged with the weights.
+
+    Returns:
+        ``(h, w, 3)`` uint8 RGB of size ``size_hw``.
+    """
+    points = extend_landmarks(geometry)
+    acc = np.zeros((*size_hw[:2], 3), dtype=np.float32)
+    for image, lm, w in zip(donors.images, donors.landmarks, donors.weights):
+        maps = piecewise_affine_maps(points, extend_landmarks(lm), donors.triangles, size_hw[:2])
+        acc += float(w) * warp_image(image, maps).astype(np.float32)
+    return np.asarray(np.clip(np.rint(acc), 0, 255), dtype=np.uint8)
+
+
+def _work_area(points_xy: np.ndarray, pad: float, size_hw: tuple[int, ...]) -> tuple[int, int, int, int]:
+    """Integer box around ``points_xy`` grown by ``pad`` pixels, clipped to the crop."""
+    h, w = size_hw[:2]
+    x1, y1 = np.floor(points_xy.min(axis=0) - pad).astype(int)
+    x2, y2 = np.ceil(points_xy.max(axis=0) + pad).astype(int)
+    return max(int(x1), 0), max(int(y1), 0), min(int(x2), w), min(int(y2), h)
+
+
+def _work_scale(face_px: float, work_face_px: int) -> float:
+    return max(min(1.0, work_face_px / face_px), MIN_WORK_FACE_PX / face_px)
+
+
+def _to_work(landmarks: np.ndarray, box: tuple[int, int, int, int], scale: float) -> np.ndarray:
+    out = landmarks.astype(np.float32).copy()
+    out[:, 0] = (out[:, 0] - box[0]) * scale
+    out[:, 1] = (out[:, 1] - box[1]) * scale
+    out[:, 2] *= scale
+    return out
+
+
+def _resize(image: np.ndarray, size_wh: tuple[int, int], nearest: bool = False) -> np.ndarray:
+    if image.shape[1] == size_wh[0] and image.shape[0] == size_wh[1]:
+        return image
+    grow = size_wh[0] > image.shape[1]
+    mode = cv2.INTER_NEAREST if nearest else (cv2.INTER_CUBIC if grow else cv2.INTER_AREA)
+    return np.asarray(cv2.resize(image, size_wh, interpolation=mode))
+
+
+def replace_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, donors: DonorSet,
+                       keep: float, keep_features: float, work_face_px: int, seed: int) -> np.ndarray:
+    """Replaces the inner face of ``crop`` (brows to chin, cheek to cheek) with the donors' blend.
+
+    Args:
+        crop: ``(h, w, 3)`` uint8 RGB crop.
+        mask: ``(h, w)`` bool replace-mask; nothing outside it changes.
+        target: ``(478, 3)`` target landmarks in crop pixels.
+        donors: The identity's donors.
+        keep: Share of the target's face geometry kept (see :func:`mixed_shape`).
+        keep_features: Share kept for eyes and lips.
+        work_face_px: Face height of the working copy.
+        seed: Seeds the grain.
+
+    Returns:
+        ``(h, w, 3)`` uint8 RGB; pixels outside the inner face (and outside ``mask``) equal ``crop``.
+    """
+    face_px = face_height(target)
+    box = _work_area(target[mesh_groups()["oval"], :2], 0.15 * face_px, crop.shape)
+    x1, y1, x2, y2 = box
+    changed = inner_face_mask(target, crop.shape)[y1:y2, x1:x2] & mask[y1:y2, x1:x2]
+    if x2 - x1 < 2 or y2 - y1 < 2 or not changed.any():
+        return crop.copy()
+    scale = _work_scale(face_px, work_face_px)
+    sub = crop[y1:y2, x1:x2]
+    work_wh = (max(2, round((x2 - x1) * scale)), max(2, round((y2 - y1) * scale)))
+    work = _resize(sub, work_wh)
+    target_w = _to_work(target, box, scale)
+    geometry = mixed_shape(target_w, list(donors.landmarks), donors.weights, keep, keep_features)
+    texture = render_blend(donors, geometry, work.shape)
+    toned = fit_tone(texture, skin_mask(geometry, work.shape[:2]), work, skin_mask(target_w, work.shape[:2]),
+                     TONE_SIGMA * face_height(target_w))
+    region_w = inner_face_mask(target_w, work.shape) & _resize(changed.astype(np.uint8), work_wh, True).astype(bool)
+    # Only the donors' face itself, not their hair at the temples: Poisson blending would spread
+    # the difference at the edge (dark hair against the target's skin) over the whole face.
+    toned = ease_in(toned, work, soft_face_weight(geometry, work.shape[:2]))
+    toned = match_histograms(toned, work, region_w)
+    layer = _resize(toned, (x2 - x1, y2 - y1))
+    alpha = edge_alpha(changed, EDGE_RAMP * face_px)
+    out = crop.copy()
+    out[y1:y2, x1:x2] = match_grain(ease_in(layer, sub, alpha), sub, alpha, seed)
+    return out
+
+
+def fallback_geometry(reference: np.ndarray, anchors: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
+    """``reference`` landmarks placed on a face whose mesh was not found.
+
+    Placed by the similarity transform fitting its eyes (and nose) onto ``anchors`` when at
+    least two are visible, else its face oval onto the replace-mask's box inset by
+    ``MASK_INSET`` on each side.
+
+    Args:
+        reference: ``(478, 3)`` landmarks in donor pixels.
+        anchors: Optional ``(K, 3)`` ``(x, y, visibility)`` in crop pixels: right eye, left eye,
+            then optionally the nose tip (face6 and face5 layouts start this way).
+        mask: ``(h, w)`` bool replace-mask.
+
+    Returns:
+        ``(478, 3)`` float32 landmarks in crop pixels.
+    """
+    src: np.ndarray | None = None
+    if anchors is not None and len(anchors) >= 2:
+        rows = np.arange(min(len(anchors), 3))
+        visible = rows[anchors[rows, 2] > 0]
+        if len(visible) >= 2:
+            dst = anchors[visible, :2]
+            src = reference[np.array(FACE6_MESH_INDEX)[visible], :2]
+    if src is None:
+        ys, xs = np.nonzero(mask)
+        mx1, my1, mx2, my2 = xs.min(), ys.min(), xs.max() + 1, ys.max() + 1
+        ix, iy = MASK_INSET * (mx2 - mx1), MASK_INSET * (my2 - my1)
+        oval = reference[mesh_groups()["oval"], :2]
+        src = np.array([oval.min(axis=0), oval.max(axis=0)], dtype=np.float32)
+        dst = np.array([[mx1 + ix, my1 + iy], [mx2 - ix, my2 - iy]], dtype=np.float32)
+    matrix = similarity_from_points(src, dst)
+    out = reference.astype(np.float32).copy()
+    out[:, :2] = reference[:, :2] @ matrix[:, :2].T + matrix[:, 2]
+    out[:, 2] *= float(np.sqrt(abs(np.linalg.det(matrix[:, :2]))))
+    return out
+
+
+def replace_without_mesh(crop: np.ndarray, mask: np.ndarray, anchors: np.ndarray | None, donors: DonorSet,
+                         work_face_px: int, seed: int) -> np.ndarray:
+    """Replaces a face whose mesh was not found: smaller, softer, but covering the whole face.
+
+    The blend of the donors is placed by :func:`fallback_geometry`, toned to the crop's low
+    frequencies inside the mask, fully opaque on the mask's core (the face box) and fading out
+    over ``FALLBACK_RAMP`` of the mask's half-size towards its edge.
+
+    Returns:
+        ``(h, w, 3)`` uint8 RGB; pixels outside ``mask`` equal ``crop``.
+    """
+    reference = mixed_shape(donors.landmarks[0], list(donors.landmarks), donors.weights, 0.0, 0.0)
+    placed = fallback_geometry(reference, anchors, mask)
+    ys, xs = np.nonzero(mask)
+    box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+    x1, y1, x2, y2 = box
+    scale = _work_scale(face_height(placed), work_face_px)
+    work_wh = (max(2, round((x2 - x1) * scale)), max(2, round((y2 - y1) * scale)))
+    work = _resize(crop[y1:y2, x1:x2], work_wh)
+    geometry = _to_work(placed, box, scale)
+    texture = render_blend(donors, geometry, work.shape)
+    region = _resize(mask[y1:y2, x1:x2].astype(np.uint8), work_wh, True).astype(bool)
+    toned = fit_tone(texture, skin_mask(geometry, work.shape[:2]), work, region, TONE_SIGMA * face_height(geometry))
+    sub_mask = mask[y1:y2, x1:x2]
+    alpha = edge_alpha(sub_mask, FALLBACK_RAMP * min(x2 - x1, y2 - y1) / 2)
+    layer = _resize(toned, (x2 - x1, y2 - y1))
+    out = crop.copy()
+    out[y1:y2, x1:x2] = ease_in(layer, crop[y1:y2, x1:x2], alpha * sub_mask)
+    return out

@@ -1,0 +1,143 @@
+"""The default body detector ``coco_person`` and its stages, on real images."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from realanon.detectors.coco_boxes import CenterNetPersonDetector, letterbox, merge
+from realanon.detectors.coco_person import CocoPersonDetector
+from realanon.detectors.movenet import MoveNetPose
+from realanon.detectors.onnx_models import providers_for
+from realanon.detectors.person_masks import PersonMasks, disjoint_masks
+from realanon.media import openpeople_images, read_video_frames, vtest_path
+from realanon.pipeline import DEFAULT_DETECTORS
+from realanon.registry import DETECTORS
+from realanon.structures import Detection, Detections
+
+# Torso points of the 6 walkers of vtest frame 300, counted by hand (scripts/measure_regions.py).
+VTEST_PEOPLE = [(200, 166), (252, 166), (310, 166), (329, 218), (594, 166), (631, 166)]
+
+
+@pytest.fixture(scope="module")
+def frame() -> np.ndarray:
+    return read_video_frames(vtest_path(), [300])[0]
+
+
+@pytest.fixture(scope="module")
+def detector() -> CocoPersonDetector:
+    return CocoPersonDetector(threads=1)
+
+
+@pytest.fixture(scope="module")
+def found(detector: CocoPersonDetector, frame: np.ndarray) -> Detections:
+    return detector(frame)
+
+
+def _inside(det: Detection, point: tuple[int, int]) -> bool:
+    x1, y1, x2, y2 = det.box_xyxy
+    return x1 <= point[0] <= x2 and y1 <= point[1] <= y2
+
+
+def test_coco_person_is_the_default_body_detector() -> None:
+    assert DEFAULT_DETECTORS["body"] == "coco_person"
+    assert {"coco_person", "centernet_person", "nanodet_person", "movenet_pose", "mediapipe_body"} <= set(
+        DETECTORS.names())
+
+
+def test_finds_every_vtest_walker_with_keypoints_and_a_mask(found: Detections, frame: np.ndarray) -> None:
+    for point in VTEST_PEOPLE:
+        person = next(d for d in found if _inside(d, point))
+        assert person.kind == "body" and person.keypoint_layout == "coco17"
+        assert person.keypoints is not None and person.keypoints.shape == (17, 3)
+        assert person.mask is not None and person.mask.shape == frame.shape[:2] and person.mask.dtype == bool
+        assert person.mask[point[1], point[0]] or person.mask[point[1] - 5: point[1] + 5, point[0] - 5: point[0] + 5].any()
+
+
+def test_boxes_lie_in_the_frame_and_masks_are_disjoint(found: Detections, frame: np.ndarray) -> None:
+    h, w = frame.shape[:2]
+    for det in found:
+        x1, y1, x2, y2 = det.box_xyxy
+        assert 0 <= x1 < x2 <= w and 0 <= y1 < y2 <= h and 0.0 <= det.score <= 1.0
+    masks = np.stack([d.mask for d in found if d.mask is not None])
+    assert masks.sum(axis=0).max() <= 1
+
+
+def _pasted_person(frame_size: tuple[int, int], height: int, at: tuple[int, int]) -> tuple[np.ndarray, tuple[int, ...]]:
+    """A real full-body openpeople photo shrunk so the person is ``height`` px tall, pasted on a street frame."""
+    street = cv2.resize(read_video_frames(vtest_path(), [0])[0], frame_size[::-1], interpolation=cv2.INTER_LINEAR)
+    path = next(p for p in openpeople_images()["P003"] if p.name == "studio_posture.jpg")
+    body = cv2.cvtColor(cv2.imread(str(path), cv2.IMREAD_REDUCED_COLOR_4), cv2.COLOR_BGR2RGB)
+    body = body[int(0.03 * body.shape[0]): int(0.98 * body.shape[0]), int(0.2 * body.shape[1]): int(0.8 * body.shape[1])]
+    s = height / body.shape[0]
+    small = cv2.resize(body, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
+    x, y = at
+    street[y: y + small.shape[0], x: x + small.shape[1]] = small
+    return street, (x, y, x + small.shape[1], y + small.shape[0])
+
+
+def test_tiles_find_a_24px_person_in_a_1080p_frame_that_one_pass_misses() -> None:
+    image, (x1, y1, x2, y2) = _pasted_person((1080, 1920), 24, (1500, 700))
+    centre = ((x1 + x2) // 2, (y1 + y2) // 2)
+    tiled = CenterNetPersonDetector(min_height=24, threads=1)(image)
+    single = CenterNetPersonDetector(min_height=0, threads=1)(image)
+    assert any(_inside(d, centre) and d.height < 60 for d in tiled)
+    assert not any(_inside(d, centre) and d.height < 60 for d in single)
+
+
+def test_a_person_cut_by_tiles_is_one_detection() -> None:
+    boxes = np.array([[100, 100, 200, 400], [100, 100, 200, 300]], dtype=float)  # whole, and cut at y=300
+    kept, _ = merge(boxes, np.array([0.6, 0.7]), np.array([False, True]), 0.5)
+    np.testing.assert_array_equal(kept, boxes[:1])
+
+
+def test_letterbox_keeps_the_aspect_ratio() -> None:
+    canvas, scale = letterbox(np.zeros((100, 400, 3), np.uint8), 512)
+    assert canvas.shape == (512, 512, 3) and scale == pytest.approx(1.28)
+    assert canvas[200, 10, 0] == 114  # padding below the image
+
+
+def test_overlapping_people_get_disjoint_masks_with_the_same_union() -> None:
+    a, b = np.zeros((50, 60), bool), np.zeros((50, 60), bool)
+    a[5:45, 5:35] = True
+    b[5:45, 25:55] = True
+    left = Detection((5, 5, 35, 45), 0.9, "body", mask=a)
+    right = Detection((25, 5, 55, 45), 0.8, "body", mask=b)
+    out = disjoint_masks([left, right])
+    assert not (out[0].mask & out[1].mask).any()  # type: ignore[operator]
+    np.testing.assert_array_equal(out[0].mask | out[1].mask, a | b)  # type: ignore[operator]
+    assert out[0].mask[20, 26] and out[1].mask[20, 34]  # type: ignore[index]
+
+
+def test_stages_are_swappable(frame: np.ndarray) -> None:
+    detector = CocoPersonDetector(boxes="nanodet_person", keypoints="none", masks="box",
+                                  box_options={"min_height": 0}, threads=1)
+    dets = detector(frame)
+    assert sum(any(_inside(d, p) for d in dets) for p in VTEST_PEOPLE) == len(VTEST_PEOPLE)
+    for det in dets:
+        assert det.keypoints is None and det.mask is not None
+        x1, y1, x2, y2 = (int(round(v)) for v in det.box_xyxy)
+        assert det.mask[y1:y2, x1:x2].mean() > 0.5  # a box mask (up to overlaps given away)
+
+
+def test_bad_stage_names_are_refused() -> None:
+    with pytest.raises(ValueError, match="refine"):
+        CocoPersonDetector(keypoints="centernet_person", threads=1)
+    with pytest.raises(ValueError, match="mask method"):
+        PersonMasks(method="nope")
+
+
+def test_movenet_alone_finds_people_with_keypoints(frame: np.ndarray) -> None:
+    dets = MoveNetPose(threads=1, long_side=768)(frame)
+    assert 1 <= len(dets) <= 6
+    assert all(d.keypoints is not None and d.keypoints.shape == (17, 3) for d in dets)
+
+
+def test_cuda_falls_back_to_the_cpu_provider_when_absent() -> None:
+    import onnxruntime as ort
+
+    providers = providers_for("cuda")
+    assert providers[-1] == "CPUExecutionProvider"
+    assert ("CUDAExecutionProvider" in providers) == ("CUDAExecutionProvider" in ort.get_available_providers())
+    assert providers_for("cpu") == ["CPUExecutionProvider"]

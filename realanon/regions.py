@@ -81,10 +81,11 @@ def clear_outside_frame(mask: np.ndarray, crop_box_xyxy: IntBoxXYXY, image_size:
     if cx2 <= cx1 or cy2 <= cy1:
         mask[...] = False
         return mask
-    mask[: cy1 - y1] = False
-    mask[cy2 - y1 :] = False
-    mask[:, : cx1 - x1] = False
-    mask[:, cx2 - x1 :] = False
+    # Written only where something is set: writing zeros would commit the untouched (lazily
+    # zeroed) pages of a large crop's mask to memory.
+    for outside in (mask[: cy1 - y1], mask[cy2 - y1 :], mask[:, : cx1 - x1], mask[:, cx2 - x1 :]):
+        if outside.any():
+            outside[...] = False
     return mask
 
 
@@ -278,20 +279,20 @@ def edge_distance(mask_u8: np.ndarray, feather_px: float) -> np.ndarray:
     h, w = mask_u8.shape
     factor = feather_px / FEATHER_FULL_RES_PX
     if factor <= 1.0 or min(h, w) / factor < 8:
-        padded = cv2.copyMakeBorder(mask_u8, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+        padded = cv2.copyMakeBorder(mask_u8, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(0,))
         return cv2.distanceTransform(padded, cv2.DIST_L2, 3)[1:-1, 1:-1]
     sw, sh = max(1, round(w / factor)), max(1, round(h / factor))
     # Area averaging of 0/1 values rounds to 0/1: a low-resolution pixel is inside when most of it is.
     small = cv2.resize(mask_u8, (sw, sh), interpolation=cv2.INTER_AREA)
-    small = cv2.copyMakeBorder(small, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=0)
+    small = cv2.copyMakeBorder(small, 1, 1, 1, 1, cv2.BORDER_CONSTANT, value=(0,))
     dist = cv2.distanceTransform(small, cv2.DIST_L2, 3)[1:-1, 1:-1]
-    dist = cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR)
+    full: np.ndarray = np.asarray(cv2.resize(dist, (w, h), interpolation=cv2.INTER_LINEAR), dtype=np.float32)
     # A low-resolution pixel centre sits (factor - 1) / 2 full pixels farther in than the full
     # pixels at its outer edge; every pixel inside the mask is at least 1 pixel from outside.
-    scale_x, scale_y = w / sw, h / sh
-    dist *= np.float32((scale_x + scale_y) / 2)
-    dist -= np.float32(((scale_x + scale_y) / 2 - 1) / 2)
-    return np.maximum(dist, np.float32(1.0), out=dist)
+    scale = ((w / sw) + (h / sh)) / 2
+    full *= np.float32(scale)
+    full -= np.float32((scale - 1) / 2)
+    return np.maximum(full, np.float32(1.0), out=full)
 
 
 def make_region(detection: Detection, image_size: tuple[int, int], options: RegionOptions) -> Region | None:

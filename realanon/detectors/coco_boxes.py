@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import cv2
 import numpy as np
@@ -210,12 +209,3 @@ def decode_nanodet(outputs: list[np.ndarray], input_size: int, min_score: float)
     keep = nms(b, s, 0.5)
     return b[keep], s[keep]
 
-
-def build_options(factory: Any) -> list[str]:
-    """Names of a factory's keyword arguments (for passing ``device`` / ``threads`` only where accepted)."""
-    import inspect
-
-    try:
-        return list(inspect.signature(factory).parameters)
-    except (TypeError, ValueError):
-        return []

@@ -15,13 +15,13 @@ Overlapping people get disjoint masks. Everything runs offline on the CPU by def
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
-from realanon.detectors.coco_boxes import build_options
 from realanon.detectors.person_masks import PersonMasks
 from realanon.registry import DETECTORS, register_detector
 from realanon.structures import Detection, Detections
@@ -30,7 +30,10 @@ from realanon.structures import Detection, Detections
 def build_stage(name: str, options: Mapping[str, Any], device: str, threads: int | None) -> Any:
     """Builds a registered detector, passing ``device``/``threads`` where its factory accepts them."""
     factory = DETECTORS.get(name)
-    accepted = build_options(factory)
+    try:
+        accepted = list(inspect.signature(factory).parameters)
+    except (TypeError, ValueError):
+        accepted = []
     extras = {k: v for k, v in (("device", device), ("threads", threads)) if k in accepted and k not in options}
     return factory(**dict(options), **extras)
 

@@ -1,13 +1,15 @@
 """YuNet face detection (libfacedetection, BSD-3, compiled into the ``yuface`` wheel), at two scales.
 
 YuNet is a very small CNN that finds faces from about 10 px high. Its cost grows with the
-pixels it sees: a whole 1080p frame at full resolution costs several times a half-resolution
-pass. So this detector searches
+pixels it sees: a whole 1080p frame at full resolution costs many times a shrunk one. So this
+detector searches
 
-* the whole frame at ``coarse_scale`` (default 0.5) on every call: faces from about 24 px
-  high in frame pixels up to the frame's height;
-* at ``fine_scale`` (default 1, the frame's own resolution), for the small faces (10-32 px)
-  the coarse pass misses: the whole frame on the first call, then, with ``reuse_unchanged``
+* the whole frame shrunk to a long side of ``coarse_size`` pixels (default 480: a quarter
+  of 1080p) on every call: the large faces, from about 12 px in the shrunk frame (about
+  48 px at 1080p) up to the frame's height;
+* at each of ``fine_scales`` (default 1 and 0.5: the frame's own resolution for faces from
+  10-12 px, half of it for soft, blurred or upscaled faces that look sharp only when shrunk,
+  as in the upscaled street film), for the faces the coarse pass misses: the whole frame on the first call, then, with ``reuse_unchanged``
   (default), only where the frame changed since it was last searched. The frame is cut in
   32-px cells; a cell counts as changed when one of its 8x8 blocks' mean grey level differs
   from the last searched version by ``change_threshold`` or more (so slow drift adds up until
@@ -27,6 +29,7 @@ distances out, along the eye line) with visibility 0.
 from __future__ import annotations
 
 import threading
+from collections.abc import Sequence
 
 import cv2
 import numpy as np
@@ -73,10 +76,11 @@ class YuNetDetector:
     Args:
         min_score: Faces scored below this are dropped (YuNet scores in [0, 1]). Low by
             default (0.3): a missed face is a privacy leak, a false positive costs little.
-        coarse_scale: The whole frame is searched resized by this factor on every call
-            (in (0, 1]); finds faces from about 12 px / ``coarse_scale`` high.
-        fine_scale: The small-face search runs on the frame resized by this factor (in
-            (0, 2]; 0 turns it off); 1 finds faces from about 10-12 px high.
+        coarse_size: On every call the whole frame is also searched shrunk to this long side in
+            pixels (>= 64; never enlarged): finds the large faces, from about
+            12 * long side / ``coarse_size`` pixels high.
+        fine_scales: The small-face search runs on the frame resized by each of these factors
+            (each in (0, 2]; empty turns it off); 1 finds faces from about 10-12 px high.
         cell_size: The small-face search divides the frame into square cells of this many
             pixels (a multiple of 8, >= 16) to tell which parts changed.
         search_margin: Each group of changed cells is searched with this margin in pixels
@@ -94,8 +98,8 @@ class YuNetDetector:
     def __init__(
         self,
         min_score: float = 0.3,
-        coarse_scale: float = 0.5,
-        fine_scale: float = 1.0,
+        coarse_size: int = 480,
+        fine_scales: Sequence[float] = (1.0, 0.5),
         cell_size: int = 32,
         search_margin: int = 64,
         reuse_unchanged: bool = True,
@@ -103,10 +107,10 @@ class YuNetDetector:
         refresh_every: int = 30,
         nms_iou: float = 0.3,
     ) -> None:
-        if not 0.0 < coarse_scale <= 1.0:
-            raise ValueError(f"yunet coarse_scale must be in (0, 1], got {coarse_scale}")
-        if not 0.0 <= fine_scale <= 2.0:
-            raise ValueError(f"yunet fine_scale must be 0 (off) or in (0, 2], got {fine_scale}")
+        if coarse_size < 64:
+            raise ValueError(f"yunet coarse_size must be >= 64, got {coarse_size}")
+        if not all(0.0 < f <= 2.0 for f in fine_scales):
+            raise ValueError(f"yunet fine_scales must each be in (0, 2], got {list(fine_scales)}")
         if cell_size < 16 or cell_size % _BLOCK or search_margin < 0 or refresh_every < 0:
             raise ValueError(f"yunet cell_size must be a multiple of 8 >= 16, search_margin and refresh_every >= 0; "
                              f"got {cell_size}, {search_margin}, {refresh_every}")
@@ -121,8 +125,8 @@ class YuNetDetector:
                               "or \"centerface\"") from None
 
         self.min_score = float(min_score)
-        self.coarse_scale = float(coarse_scale)
-        self.fine_scale = float(fine_scale)
+        self.coarse_size = int(coarse_size)
+        self.fine_scales = tuple(float(f) for f in fine_scales)
         self.cell_size = int(cell_size)
         self.search_margin = int(search_margin)
         self.refresh_every = int(refresh_every)
@@ -138,8 +142,9 @@ class YuNetDetector:
         """Detects faces in an RGB ``(H, W, 3)`` uint8 image."""
         h, w = image.shape[:2]
         bgr = np.ascontiguousarray(image[:, :, ::-1])
-        found = self._search(bgr, (0, 0, w, h), self.coarse_scale)
-        if self.fine_scale > 0 and self.fine_scale > self.coarse_scale:
+        coarse_scale = min(1.0, self.coarse_size / max(h, w))
+        found = self._search(bgr, (0, 0, w, h), coarse_scale)
+        if any(f > coarse_scale for f in self.fine_scales):
             with self._lock:
                 found += self._fine_search(bgr)
         found = nms_detections(found, self.nms_iou, nested_threshold=0.7)
@@ -169,7 +174,8 @@ class YuNetDetector:
         kept = [d for d in self._remembered if not cells[_centre_cell(d, self.cell_size, cells.shape)]]
         new: list[Detection] = []
         for box in search_boxes(cells, self.cell_size, self.search_margin, grey.shape):
-            new += [d for d in self._search(bgr, box, self.fine_scale) if cells[_centre_cell(d, self.cell_size, cells.shape)]]
+            for scale in self.fine_scales:
+                new += [d for d in self._search(bgr, box, scale) if cells[_centre_cell(d, self.cell_size, cells.shape)]]
         self._remembered = kept + new
         full = cv2.resize(cells.astype(np.uint8), None, fx=self.cell_size, fy=self.cell_size,
                           interpolation=cv2.INTER_NEAREST)[: grey.shape[0], : grey.shape[1]].astype(bool)

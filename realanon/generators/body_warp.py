@@ -12,6 +12,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from realanon.generators._util import mask_bbox
+
 View = Literal["front", "back", "left", "right"]
 VIEWS: tuple[View, ...] = ("front", "back", "left", "right")
 # COCO-17 index of each keypoint's mirror (left <-> right).
@@ -47,6 +49,18 @@ def torso_length(kp: np.ndarray) -> float | None:
     if not visible(kp, *TORSO):
         return None
     return float(np.linalg.norm(kp[[5, 6], :2].mean(0) - kp[[11, 12], :2].mean(0)))
+
+
+def upright(kp: np.ndarray) -> bool:
+    """True when the torso runs down the image within 60 degrees of vertical (shoulders above hips).
+
+    Pose models sometimes return a person upside down (nose at the feet); such keypoints are not
+    used for the warp.
+    """
+    if not visible(kp, *TORSO):
+        return False
+    down = kp[[11, 12], :2].mean(0) - kp[[5, 6], :2].mean(0)
+    return bool(down[1] > 0.5 * np.linalg.norm(down))
 
 
 def view_of(kp: np.ndarray | None) -> View:
@@ -150,14 +164,14 @@ def part_transforms(donor: np.ndarray, target: np.ndarray) -> dict[str, np.ndarr
         target: ``(17, 3)`` target keypoints.
     """
     d_len, t_len = torso_length(donor), torso_length(target)
-    if d_len is None or t_len is None or d_len < 1e-3 or t_len < 1e-3:
+    if d_len is None or t_len is None or d_len < 1e-3 or t_len < 1e-3 or not upright(target):
         return None
     idx = list(TORSO)
     scale = t_len / d_len
     torso = affine_lstsq(donor[idx, :2], target[idx, :2])
-    det = float(np.linalg.det(torso[:, :2]))
-    if not 0.25 * scale**2 < det < 4.0 * scale**2:
-        # Side views put the four points nearly on a line: an affine shears; keep a similarity.
+    stretch = np.linalg.svd(torso[:, :2], compute_uv=False) / scale
+    if np.linalg.det(torso[:, :2]) <= 0 or stretch.min() < 0.6 or stretch.max() > 1.6:
+        # Side views put the four points nearly on a line: an affine squashes or shears; keep a similarity.
         torso = similarity_lstsq(donor[idx, :2], target[idx, :2])
     out = {"torso": torso}
     for name in ("l_upper_arm", "r_upper_arm", "l_thigh", "r_thigh", "l_lower_arm", "r_lower_arm", "l_shin", "r_shin"):
@@ -205,6 +219,32 @@ def part_labels(donor: np.ndarray, mask: np.ndarray) -> np.ndarray:
     labels = np.argmin(dist, axis=0).astype(np.int8)
     labels[~mask] = -1
     return labels
+
+
+def whole_transform(donor_kp: np.ndarray, donor_alpha: np.ndarray, mask: np.ndarray, target_kp: np.ndarray | None,
+                    margin: float) -> np.ndarray:
+    """Whole-person affine (no usable torso): the donor's matte box fitted into the target's box.
+
+    The target's box is the replace-mask's extent shrunk by ``margin`` of its height on each side
+    (the mask is the person grown by a margin), widened to any visible keypoints.
+    """
+    x1, y1, x2, y2 = (float(v) for v in mask_bbox(mask))
+    inset = margin * (y2 - y1) / (1.0 + 2.0 * margin)
+    box = (x1 + inset, y1 + inset, x2 - inset, y2 - inset)
+    if target_kp is not None and (target_kp[:, 2] > 0.3).sum() >= 2:
+        pts = target_kp[target_kp[:, 2] > 0.3, :2]
+        box = (min(box[0], pts[:, 0].min()), min(box[1], pts[:, 1].min()),
+               max(box[2], pts[:, 0].max()), max(box[3], pts[:, 1].max()))
+    src = mask_bbox(donor_alpha > 127)
+    return box_affine(tuple(float(v) for v in src), box)  # type: ignore[arg-type]
+
+
+def keypoints_after(transforms: dict[str, np.ndarray], donor_kp: np.ndarray) -> np.ndarray:
+    """``(17, 2)``: where each donor keypoint lands (by the part it starts; for tests and figures)."""
+    owner = {0: "head", 1: "head", 2: "head", 3: "head", 4: "head", 5: "torso", 6: "torso", 11: "torso", 12: "torso",
+             7: "l_upper_arm", 8: "r_upper_arm", 9: "l_lower_arm", 10: "r_lower_arm",
+             13: "l_thigh", 14: "r_thigh", 15: "l_shin", 16: "r_shin"}
+    return np.stack([apply_affine(transforms[owner[i]], donor_kp[None, i, :2])[0] for i in range(17)])
 
 
 def _pt(xy: np.ndarray) -> tuple[int, int]:

@@ -7,12 +7,14 @@ For every face region the generator:
 1. meshes the face in the crop with mediapipe FaceMesh (478 landmarks);
 2. draws an identity from the region's seed: a blend of two or three donor people with
    seeded weights (:mod:`~realanon.generators.face_identity`; a video track keeps its seed and
-   so its identity; no two regions of one frame get the same blend), and for each donor person
-   its view closest in head pose, eye and mouth opening and skin tone;
+   so its identity; no two regions of one frame get the same blend; donor people whose face is
+   within ``min_distance`` (dlib) of a meshed face of the frame are left out), and for each
+   donor person its view closest in head pose, eye and mouth opening and skin tone;
 3. ``mode="face"`` (default) replaces the inner face only, brows to chin and cheek to cheek,
    keeping the person's hair, ears and head outline: the donors are warped onto one geometry
-   between theirs and the target's, blended, given the target's skin tone and light, and
-   Poisson-blended in (:mod:`~realanon.generators.face_render`);
+   near theirs (eyes and lips nearer the target's, so closed eyes and open mouths carry over),
+   blended, given the target's skin tone and light, and eased in
+   (:mod:`~realanon.generators.face_render`);
    ``mode="head"`` pastes the main donor's whole head, hair included, warped onto the
    target's landmarks and colour-matched (the older behaviour).
 
@@ -32,7 +34,7 @@ import numpy as np
 
 from realanon.generators._util import mask_bbox
 from realanon.generators.donor_head import blend_head, head_layer
-from realanon.generators.face_identity import Identity, assign_identities
+from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities, too_close
 from realanon.generators.face_inner import eyes_open
 from realanon.generators.face_render import DonorSet, replace_inner_face, replace_without_mesh
 from realanon.generators.face_warp import (
@@ -160,6 +162,9 @@ class DonorFaceSwap:
             closed eyes and open mouths carry over; at least ``keep_shape``.
         work_face_px: Face height of the working copy in ``mode="face"`` (speed; the donors are
             about 110 px high).
+        min_distance: Donor people whose face is closer than this (dlib descriptor distance;
+            0.6 = same person) to any meshed face of the frame are not used; 0 turns the check
+            (and its cost, one descriptor per face) off.
     """
 
     bank: str | None = None
@@ -169,8 +174,9 @@ class DonorFaceSwap:
     target: str = "face"
     mode: str = "face"
     max_mix: int = 3
-    keep_features: float = 0.5
+    keep_features: float = 0.3
     work_face_px: int = 160
+    min_distance: float = 0.75
 
     def __post_init__(self) -> None:
         if self.target != "face":
@@ -214,19 +220,43 @@ class DonorFaceSwap:
         """``(N,)`` eye opening of every donor view (see :func:`face_inner.eyes_open`)."""
         return np.array([eyes_open(lm) for lm in self.donors.landmarks], dtype=np.float32)
 
-    def identities(self, seeds: tuple[int, ...] | list[int]) -> list[Identity]:
+    @cached_property
+    def describer(self) -> FaceDescriber:
+        """dlib's face descriptor (loaded on first use)."""
+        return FaceDescriber()
+
+    @cached_property
+    def person_descriptors(self) -> dict[str, np.ndarray]:
+        """Descriptor of each allowed donor person's most frontal view."""
+        out = {}
+        for person in self.persons:
+            index = int(rank_donors(self.donors, None, None, None, tuple(p for p in self.persons if p != person)
+                                    + self.exclude_persons)[0])
+            out[person] = self.describer.describe(self.donors.image(index), _oval_box(self.donors.landmarks[index]))
+        return out
+
+    def identities(self, seeds: tuple[int, ...] | list[int], avoid: tuple[str, ...] = ()) -> list[Identity]:
         """One identity per region seed of a batch; no two alike (see :func:`assign_identities`)."""
-        return assign_identities(list(seeds), self.persons, self.max_mix)
+        return assign_identities(list(seeds), self.persons, self.max_mix, avoid)
+
+    def lookalikes(self, crops: list[np.ndarray], targets: list[np.ndarray | None]) -> tuple[str, ...]:
+        """Donor persons closer than ``min_distance`` to any meshed face of the batch."""
+        if self.min_distance <= 0 or all(t is None for t in targets):
+            return ()
+        found = [self.describer.describe(c, _oval_box(t)) for c, t in zip(crops, targets) if t is not None]
+        return tuple(sorted(too_close(found, self.person_descriptors, self.min_distance)))
 
     def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
         for kind in batch.kinds:
             if kind != "face":
                 raise ValueError(f"the donor generator replaces faces only, got a {kind!r} region")
-        identities = self.identities(batch.seeds)
+        targets = [self.find_target(c, m) if m.any() else None for c, m in zip(batch.crops, batch.replace_masks)]
+        identities = self.identities(batch.seeds, self.lookalikes(list(batch.crops), targets))
         return [
-            self.swap(crop, mask, face_anchors(kps, layout), seed, identity)
-            for crop, mask, kps, layout, seed, identity in zip(
-                batch.crops, batch.replace_masks, batch.keypoints, batch.keypoint_layouts, batch.seeds, identities
+            self.render(crop, mask, face_anchors(kps, layout), seed, identity, target)
+            for crop, mask, kps, layout, seed, identity, target in zip(
+                batch.crops, batch.replace_masks, batch.keypoints, batch.keypoint_layouts, batch.seeds,
+                identities, targets,
             )
         ]
 
@@ -248,8 +278,16 @@ class DonorFaceSwap:
         """
         if not mask.any():
             return crop.copy()
-        identity = identity or self.identities([seed])[0]
         target = self.find_target(crop, mask)
+        if identity is None:
+            identity = self.identities([seed], self.lookalikes([crop], [target]))[0]
+        return self.render(crop, mask, face6, seed, identity, target)
+
+    def render(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,
+               identity: Identity, target: np.ndarray | None) -> np.ndarray:
+        """Draws ``identity`` into the masked face of ``crop`` (``target``: its mesh, or None)."""
+        if not mask.any():
+            return crop.copy()
         if self.mode == "head":
             index = self.best_view(identity.main, crop, target)
             layer = self.donor_layer(crop, mask, target, face6, index)
@@ -340,6 +378,13 @@ def face_anchors(keypoints: np.ndarray | None, layout: str | None) -> np.ndarray
     if layout.startswith("face") and len(keypoints) <= 10:
         return np.asarray(keypoints[:3], dtype=np.float32)
     return None
+
+
+def _oval_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """Box of the face oval, trimmed at the top to about dlib's brows-to-chin face box."""
+    oval = landmarks[mesh_groups()["oval"], :2]
+    (x1, y1), (x2, y2) = oval.min(axis=0), oval.max(axis=0)
+    return (float(x1), float(y1 + 0.2 * (y2 - y1)), float(x2), float(y2))
 
 
 def face_span(landmarks: np.ndarray) -> float:

@@ -28,16 +28,7 @@ import cv2
 import numpy as np
 
 from realanon.errors import ConfigError
-from realanon.generators._util import mask_bbox
-from realanon.generators.body_warp import (
-    PARTS,
-    align_sides,
-    apply_affine,
-    box_affine,
-    part_labels,
-    part_transforms,
-    view_of,
-)
+from realanon.generators.body_warp import PARTS, align_sides, part_labels, part_transforms, view_of, whole_transform
 from realanon.paths import project_dir
 from realanon.postprocess.histogram import from_color_space, to_color_space
 from realanon.structures import GenerationBatch
@@ -272,24 +263,6 @@ def render_parts(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, transfor
     return colour, cover
 
 
-def whole_transform(donor_kp: np.ndarray, donor_alpha: np.ndarray, mask: np.ndarray, target_kp: np.ndarray | None,
-                    margin: float) -> np.ndarray:
-    """Whole-person affine (no usable torso): the donor's matte box fitted into the target's box.
-
-    The target's box is the replace-mask's extent shrunk by ``margin`` of its height on each side
-    (the mask is the person grown by a margin), widened to any visible keypoints.
-    """
-    x1, y1, x2, y2 = (float(v) for v in mask_bbox(mask))
-    inset = margin * (y2 - y1) / (1.0 + 2.0 * margin)
-    box = (x1 + inset, y1 + inset, x2 - inset, y2 - inset)
-    if target_kp is not None and (target_kp[:, 2] > 0.3).sum() >= 2:
-        pts = target_kp[target_kp[:, 2] > 0.3, :2]
-        box = (min(box[0], pts[:, 0].min()), min(box[1], pts[:, 1].min()),
-               max(box[2], pts[:, 0].max()), max(box[3], pts[:, 1].max()))
-    src = mask_bbox(donor_alpha > 127)
-    return box_affine(tuple(float(v) for v in src), box)  # type: ignore[arg-type]
-
-
 @dataclass(frozen=True)
 class DonorBody:
     """Replaces every person with a warped, recoloured, scene-lit donor body from the bank.
@@ -403,11 +376,3 @@ class DonorBody:
             rgb = recolour_clothes(rgb, labels, float(hips.mean()), identity)
         parts = part_labels(donor_kp, alpha > 127)
         return render_parts(rgb, alpha.astype(np.float32) / 255.0, parts, transforms, size_hw)
-
-
-def keypoints_after(transforms: dict[str, np.ndarray], donor_kp: np.ndarray) -> np.ndarray:
-    """``(17, 2)``: where each donor keypoint lands (by the part it starts; for tests and figures)."""
-    owner = {0: "head", 1: "head", 2: "head", 3: "head", 4: "head", 5: "torso", 6: "torso", 11: "torso", 12: "torso",
-             7: "l_upper_arm", 8: "r_upper_arm", 9: "l_lower_arm", 10: "r_lower_arm",
-             13: "l_thigh", 14: "r_thigh", 15: "l_shin", 16: "r_shin"}
-    return np.stack([apply_affine(transforms[owner[i]], donor_kp[None, i, :2])[0] for i in range(17)])

@@ -1,7 +1,8 @@
 """Synthetic identities: weighted blends of two or three donor people, drawn from a seed.
 
 A region's seed alone fixes its preference over blends (a video track keeps its seed, so it
-keeps its identity). Within one batch (one frame) no two regions get the same blend and, while
+keeps its identity). Donor people who look like anyone in the frame (dlib, :class:`FaceDescriber`)
+are left out. Within one batch (one frame) no two regions get the same blend and, while
 there are donor people left, no two share their main donor; the region with the smaller seed
 keeps its first choice.
 """
@@ -54,7 +55,8 @@ def draw_identity(seed: int, persons: Sequence[str], max_mix: int = 3) -> Identi
     return assign_identities([seed], persons, max_mix)[0]
 
 
-def assign_identities(seeds: Sequence[int], persons: Sequence[str], max_mix: int = 3) -> list[Identity]:
+def assign_identities(seeds: Sequence[int], persons: Sequence[str], max_mix: int = 3,
+                      avoid: Sequence[str] = ()) -> list[Identity]:
     """One identity per region of a batch, no two alike.
 
     Regions are served in increasing seed order. Each takes, among the pairs (main donor,
@@ -65,6 +67,8 @@ def assign_identities(seeds: Sequence[int], persons: Sequence[str], max_mix: int
         seeds: Per region seed.
         persons: Allowed donor person ids (at least one).
         max_mix: Donors blended at most per identity.
+        avoid: Persons never used (e.g. those who look like someone in the frame), unless that
+            would leave none.
 
     Returns:
         One :class:`Identity` per seed, in the order of ``seeds``.
@@ -74,7 +78,7 @@ def assign_identities(seeds: Sequence[int], persons: Sequence[str], max_mix: int
     """
     if not persons:
         raise ValueError("no donor person is allowed; nothing to swap in")
-    persons = sorted(persons)
+    persons = sorted(p for p in persons if p not in avoid) or sorted(persons)
     used_main: Counter[str] = Counter()
     used_pairs: set[tuple[str, str]] = set()
     out: dict[int, Identity] = {}
@@ -91,3 +95,39 @@ def assign_identities(seeds: Sequence[int], persons: Sequence[str], max_mix: int
         used_pairs.add((main, second))
         out[index] = Identity(tuple(chosen[:count]), tuple(float(w) for w in weights[:count]))
     return [out[i] for i in range(len(seeds))]
+
+
+class FaceDescriber:
+    """dlib's 128-d face descriptor (``face_recognition_models``' ResNet, 5-point alignment).
+
+    Used to keep donors away from the people they replace: two faces closer than 0.6 are the
+    same person by dlib's rule. Models load on first use.
+    """
+
+    def __init__(self) -> None:
+        import importlib.util
+        from pathlib import Path
+
+        import dlib
+
+        spec = importlib.util.find_spec("face_recognition_models")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("face_recognition_models is not installed (pip install face-recognition-models)")
+        root = Path(next(iter(spec.submodule_search_locations))) / "models"
+        self._shape = dlib.shape_predictor(str(root / "shape_predictor_5_face_landmarks.dat"))
+        self._encoder = dlib.face_recognition_model_v1(str(root / "dlib_face_recognition_resnet_model_v1.dat"))
+        self._rect = dlib.rectangle
+
+    def describe(self, image_rgb: np.ndarray, box_xyxy: Sequence[float]) -> np.ndarray:
+        """``(128,)`` float64 descriptor of the face in ``box_xyxy`` (pixels) of an RGB uint8 image."""
+        image = np.ascontiguousarray(image_rgb)
+        x1, y1, x2, y2 = (int(round(v)) for v in box_xyxy)
+        shape = self._shape(image, self._rect(x1, y1, x2, y2))
+        return np.array(self._encoder.compute_face_descriptor(image, shape), dtype=np.float64)
+
+
+def too_close(descriptors: Sequence[np.ndarray | None], persons: dict[str, np.ndarray],
+              min_distance: float) -> set[str]:
+    """Donor persons whose descriptor is within ``min_distance`` of any of ``descriptors``."""
+    found = [d for d in descriptors if d is not None]
+    return {p for p, ref in persons.items() if any(float(np.linalg.norm(ref - d)) < min_distance for d in found)}

@@ -6,10 +6,13 @@ The person keeps hair, ears, forehead above the brows and head outline; inside t
 
 * the donors' faces are warped onto one geometry (:func:`mixed_shape`), their textures averaged
   with the identity's weights;
-* the result takes the low spatial frequencies (skin tone, light, shading) of the target and the
-  details of the donors (:func:`fit_tone`);
-* it is blended into the target so that the border of the changed pixels carries the target's
-  own values (:func:`poisson_layer`, :func:`ease_in`).
+* the result takes the low spatial frequencies (skin tone, light, broad shading) of the target
+  and the details of the donors (:func:`fit_tone`), and the target's distribution of saturation
+  and brightness over the replaced area (:func:`match_histograms`);
+* it is eased into the target over a smooth ramp inside the inner face's edge, so the border of
+  the changed pixels keeps the target's own edges (:func:`edge_alpha`, :func:`ease_in`).
+  Poisson blending was tried and dropped: it spreads any difference at the edge (a donor's hair
+  at the temples) over the whole face, which then reads brighter or darker than the head.
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ BROW_LIFT = 1.5
 # profile's far cheek never reaches the background.
 OVAL_INSET = 0.01
 # Low frequencies: Gaussian sigma as a fraction of the face height (forehead top to chin).
-TONE_SIGMA = 0.15
+TONE_SIGMA = 0.2
 # The donors' detail is scaled towards the target's by at most this factor either way.
 MAX_DETAIL_GAIN = 1.6
 

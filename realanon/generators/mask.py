@@ -28,7 +28,7 @@ class MaskOut:
         object.__setattr__(self, "color", color)
 
     def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
-        return [solid_fill(crop.shape[:2], self.color) for crop in batch.crops]
+        return [solid_fill((crop.shape[0], crop.shape[1]), self.color) for crop in batch.crops]
 
 
 def solid_fill(size: tuple[int, int], color: tuple[int, int, int]) -> np.ndarray:

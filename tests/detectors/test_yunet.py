@@ -41,8 +41,15 @@ def test_yunet_finds_an_openpeople_selfie() -> None:
 def test_yunet_finds_12_px_faces_in_a_1080p_frame() -> None:
     image, truths = make_face_collage((12, 16, 24, 48, 96), size=(1080, 1920))
     assert all(_matched(truths, YuNetDetector()(image)))
-    # The half-resolution pass alone misses the smallest: the full-resolution search finds it.
-    assert not _matched(truths[:1], YuNetDetector(fine_scale=0.0)(image))[0]
+    # The shrunk whole-frame pass alone misses the smallest: the full-resolution search finds it.
+    assert not _matched(truths[:1], YuNetDetector(fine_scales=())(image))[0]
+
+
+def test_yunet_small_frames_need_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[tuple[int, int]] = []
+    monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
+    YuNetDetector()(np.zeros((360, 480, 3), np.uint8))  # fits the whole-frame pass unshrunk
+    assert searched == [(360, 480)]
 
 
 def test_yunet_finds_nothing_in_an_empty_frame() -> None:
@@ -67,8 +74,8 @@ def test_yunet_searches_again_only_where_the_frame_changed(monkeypatch: pytest.M
     first = detector(collage)
     assert all(_matched(truths, first))
     searched.clear()
-    again = detector(collage)  # nothing changed: only the half-resolution pass runs
-    assert searched == [(540, 960)]
+    again = detector(collage)  # nothing changed: only the shrunk whole-frame pass runs
+    assert searched == [(270, 480)]
     assert [d.box_xyxy for d in again] == [d.box_xyxy for d in first]
     # Faces vanish where the frame changed back to the background; the rest is remembered.
     x1, y1, x2, y2 = (int(v) for v in truths[0])
@@ -82,13 +89,14 @@ def test_yunet_searches_again_only_where_the_frame_changed(monkeypatch: pytest.M
 
 
 def test_yunet_refreshes_the_whole_frame_every_n_calls(monkeypatch: pytest.MonkeyPatch) -> None:
-    image = np.full((256, 320, 3), 90, np.uint8)
+    image = np.full((600, 960, 3), 90, np.uint8)
     searched: list[tuple[int, int]] = []
     monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
-    detector = YuNetDetector(refresh_every=3)
+    detector = YuNetDetector(refresh_every=3, fine_scales=[1.0])
     for _ in range(4):
         detector(image)
-    full = [s for s in searched if s == (256, 320)]
+    full = [s for s in searched if s == (600, 960)]
+    assert searched.count((300, 480)) == 4  # the shrunk whole-frame pass runs on every call
     assert len(full) == 2  # calls 1 and 4
 
 
@@ -111,7 +119,7 @@ def test_face6_from_yunet_points() -> None:
     np.testing.assert_allclose(kp[5, :2], [45, 20])
 
 
-@pytest.mark.parametrize("options", [{"coarse_scale": 0}, {"fine_scale": 3}, {"cell_size": 20}, {"min_score": 2},
+@pytest.mark.parametrize("options", [{"coarse_size": 32}, {"fine_scales": [1.0, 3.0]}, {"cell_size": 20}, {"min_score": 2},
                                      {"search_margin": -1}, {"refresh_every": -1}])
 def test_yunet_rejects_bad_options(options: dict) -> None:
     with pytest.raises(ValueError):

@@ -1,0 +1,195 @@
+"""The ``donor`` generator's inner-face mode: identities, contracts, fallback, keypoint layouts."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from realanon.config import AnonymizerConfig
+from realanon.generators.donor import DonorFaceSwap, face_anchors
+from realanon.generators.face_identity import assign_identities, draw_identity
+from realanon.generators.face_inner import eyes_open, inner_face_mask, mixed_shape
+from realanon.generators.face_render import fallback_geometry
+from realanon.generators.face_warp import mesh_groups
+from realanon.pipeline import build_anonymizer
+from realanon.regions import build_regions
+from realanon.structures import GenerationBatch
+
+PERSONS = tuple(f"P{i:03d}" for i in range(1, 11))
+
+
+@pytest.fixture(scope="module")
+def generator() -> DonorFaceSwap:
+    return DonorFaceSwap()
+
+
+@pytest.fixture(scope="module")
+def astronaut_region(astronaut: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    """The astronaut's face crop, replace-mask and seed, as the pipeline builds them."""
+    anonymizer = build_anonymizer(AnonymizerConfig(method="donor"))
+    regions = build_regions(anonymizer.detect(astronaut), anonymizer.region_options)
+    batch = anonymizer.make_batch(astronaut, regions)
+    return batch.crops[0], batch.replace_masks[0], batch.seeds[0]
+
+
+def test_identities_follow_the_seed_and_never_repeat_in_a_batch() -> None:
+    assert draw_identity(5, PERSONS) == draw_identity(5, PERSONS)
+    drawn = {draw_identity(s, PERSONS) for s in range(20)}
+    assert len(drawn) > 10, "different seeds should give different identities"
+    for identity in drawn:
+        assert 2 <= len(identity.persons) <= 3 and len(set(identity.persons)) == len(identity.persons)
+        assert abs(sum(identity.weights) - 1.0) < 1e-6 and identity.weights[0] == max(identity.weights)
+    seeds = list(range(100, 130))
+    batch = assign_identities(seeds, PERSONS)
+    mains = [i.main for i in batch[:10]]
+    assert len({(i.persons[0], i.persons[1]) for i in batch}) == len(seeds), "no two regions alike"
+    ordered = sorted(range(len(seeds)), key=lambda i: seeds[i])
+    assert len({batch[i].main for i in ordered[:10]}) == 10 and len(mains) == 10, "distinct main donors first"
+    # The smallest seed of a batch always keeps the identity it draws alone (a track's identity).
+    assert batch[0] == draw_identity(seeds[0], PERSONS)
+
+
+def test_identities_avoid_lookalikes_unless_none_would_be_left() -> None:
+    avoided = assign_identities(list(range(12)), PERSONS, avoid=("P001", "P002"))
+    assert all(not {"P001", "P002"} & set(i.persons) for i in avoided)
+    assert assign_identities([1], ("P001",), avoid=("P001",))[0].persons == ("P001",)
+    with pytest.raises(ValueError, match="no donor"):
+        assign_identities([1], ())
+
+
+def test_same_seed_same_output_and_other_seeds_other_faces(
+    generator: DonorFaceSwap, astronaut_region: tuple[np.ndarray, np.ndarray, int]
+) -> None:
+    crop, mask, seed = astronaut_region
+    first = generator.swap(crop, mask, None, seed)
+    np.testing.assert_array_equal(first, generator.swap(crop, mask, None, seed))
+    other = generator.swap(crop, mask, None, seed + 1)
+    changed = (first != crop).any(axis=2)
+    assert np.abs(first[changed].astype(int) - other[changed]).mean() > 5
+
+
+def test_only_the_inner_face_changes(generator: DonorFaceSwap,
+                                     astronaut_region: tuple[np.ndarray, np.ndarray, int]) -> None:
+    crop, mask, seed = astronaut_region
+    out = generator.swap(crop, mask, None, seed)
+    target = generator.find_target(crop, mask)
+    assert target is not None
+    inner = inner_face_mask(target, crop.shape[:2]) & mask
+    np.testing.assert_array_equal(out[~inner], crop[~inner])  # hair, forehead, ears, background kept
+    diff = np.abs(out.astype(int) - crop).sum(axis=2)
+    core = cv2.erode(inner.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    assert (diff[core] > 12).mean() > 0.5, "the face itself is new"
+    # Eyes, nose and mouth of the original are inside the replaced area.
+    features = np.concatenate([mesh_groups()["eyes"], mesh_groups()["lips"], [1, 4]])
+    xy = np.round(target[features, :2]).astype(int)
+    assert inner[xy[:, 1], xy[:, 0]].all()
+
+
+def test_pipeline_keeps_pixels_outside_the_replace_mask(astronaut: np.ndarray) -> None:
+    from realanon.regions import union_mask
+
+    result = build_anonymizer(AnonymizerConfig(method="donor", fail_closed=False))(astronaut)
+    inside = union_mask(result.regions, result.detections.image_size)
+    np.testing.assert_array_equal(result.image[~inside], astronaut[~inside])
+    assert (result.image != astronaut).any()
+
+
+@pytest.mark.parametrize("size", [12, 40, 120])
+def test_fallback_covers_the_detection_when_no_mesh(generator: DonorFaceSwap, size: int) -> None:
+    crop = np.full((size, size, 3), (40, 160, 90), dtype=np.uint8)
+    mask = np.zeros((size, size), dtype=bool)
+    cv2.ellipse(mask.view(np.uint8), (size // 2, size // 2), (size * 3 // 8, size * 7 // 16), 0, 0, 360, (1,), -1)
+    assert generator.find_target(crop, mask) is None
+    out = generator.swap(crop, mask, None, seed=3)
+    np.testing.assert_array_equal(out[~mask], crop[~mask])
+    # The detection is the mask's box inset by the margin; every pixel of its inscribed ellipse is replaced.
+    ys, xs = np.nonzero(mask)
+    cx, cy = (xs.min() + xs.max() + 1) / 2, (ys.min() + ys.max() + 1) / 2
+    ax, ay = 0.35 * (xs.max() + 1 - xs.min()), 0.35 * (ys.max() + 1 - ys.min())
+    yy, xx = np.mgrid[0:size, 0:size] + 0.5
+    face = ((xx - cx) / ax) ** 2 + ((yy - cy) / ay) ** 2 <= 1
+    assert (out[face] != crop[face]).any(axis=1).mean() > 0.95
+    assert np.abs(out[face].astype(int) - crop[face]).max() > 20, "a face, not a tint"
+
+
+def test_fallback_is_placed_by_eye_keypoints_when_given() -> None:
+    reference = np.zeros((478, 3), np.float32)
+    reference[:, :2] = np.random.default_rng(0).uniform(50, 150, (478, 2))
+    reference[468, :2], reference[473, :2], reference[1, :2] = (80, 100), (120, 100), (100, 120)
+    mask = np.ones((64, 64), bool)
+    anchors = np.array([[20, 30, 1], [40, 30, 1], [30, 40, 1]], np.float32)
+    placed = fallback_geometry(reference, anchors, mask)
+    np.testing.assert_allclose(placed[[468, 473, 1], :2], anchors[:, :2], atol=1e-3)
+    hidden = anchors.copy()
+    hidden[:, 2] = 0  # no visible keypoint: placed on the mask instead
+    assert not np.allclose(fallback_geometry(reference, hidden, mask)[468, :2], anchors[0, :2], atol=1.0)
+
+
+def test_keypoint_layouts_are_read_defensively() -> None:
+    face6 = np.arange(18, dtype=np.float32).reshape(6, 3)
+    np.testing.assert_array_equal(face_anchors(face6, "face6"), face6[:3])
+    np.testing.assert_array_equal(face_anchors(face6[:5], "face5"), face6[:3])
+    np.testing.assert_array_equal(face_anchors(face6, "face6_ears_hidden"), face6[:3])
+    mesh = np.zeros((478, 3), np.float32)
+    assert face_anchors(mesh, "face_mesh478").shape == (3, 3)
+    assert face_anchors(np.zeros((17, 3), np.float32), "coco17") is None
+    assert face_anchors(None, "face6") is None and face_anchors(face6, None) is None
+    assert face_anchors(face6[:1], "face6") is None
+
+
+def test_generator_accepts_unknown_layouts(generator: DonorFaceSwap) -> None:
+    crop = np.full((48, 48, 3), 120, np.uint8)
+    mask = np.zeros((48, 48), bool)
+    mask[8:40, 10:38] = True
+    kps = np.array([[18, 20, 1], [30, 20, 1], [24, 28, 1], [20, 34, 1], [28, 34, 1]], np.float32)
+    batch = GenerationBatch((crop, crop), (mask, mask), (kps, kps), ("face5", "something_new"), ("face", "face"), (1, 2))
+    for out in generator(batch):
+        np.testing.assert_array_equal(out[~mask], crop[~mask])
+        assert (out[mask] != crop[mask]).any()
+
+
+def test_eyes_and_lips_follow_the_target_more_than_the_rest() -> None:
+    rng = np.random.default_rng(1)
+    target = rng.uniform(0, 100, (478, 3)).astype(np.float32)
+    donor = target + rng.normal(0, 5, target.shape).astype(np.float32)
+    shape = mixed_shape(target, [donor], np.array([1.0]), keep=0.1, keep_features=0.8)
+    eyes = mesh_groups()["eyes"]
+    others = np.setdiff1d(np.arange(478), np.concatenate([eyes, mesh_groups()["lips"]]))
+    err = np.linalg.norm(shape[:, :2] - target[:, :2], axis=1)
+    assert err[eyes].mean() < 0.5 * err[others].mean()
+
+
+def test_closed_eyes_measured(generator: DonorFaceSwap) -> None:
+    opening = generator.eye_opening
+    assert opening.shape == (len(generator.donors),) and 0.05 < float(np.median(opening)) < 0.6
+    closed = generator.donors.landmarks[int(np.argmax(opening))].copy()
+    for upper, lower in ((159, 145), (386, 374)):
+        closed[upper, :2] = closed[lower, :2]
+    assert eyes_open(closed) < 0.05
+
+
+def test_rejects_bad_options() -> None:
+    with pytest.raises(ValueError, match="mode"):
+        DonorFaceSwap(mode="hair")
+    with pytest.raises(ValueError, match="max_mix"):
+        DonorFaceSwap(max_mix=4)
+    assert DonorFaceSwap().keep_shape == 0.1 and DonorFaceSwap(mode="head").keep_shape == 0.5
+    assert DonorFaceSwap(keep_shape=0.7).keep_shape == 0.7
+
+
+def test_a_track_keeps_its_identity_across_frames(generator: DonorFaceSwap, astronaut: np.ndarray) -> None:
+    from realanon.structures import Detections
+
+    anonymizer = build_anonymizer(AnonymizerConfig(method="donor"))
+    face = anonymizer.detect(astronaut).items[0].with_track(7)
+    picked = []
+    for shift in (0, 6):  # the face moves a little between frames; the track's seed stays
+        frame = np.roll(astronaut, shift, axis=1)
+        moved = face.__class__(**{**face.__dict__, "box_xyxy": (face.box_xyxy[0] + shift, face.box_xyxy[1],
+                                                                 face.box_xyxy[2] + shift, face.box_xyxy[3])})
+        regions = build_regions(Detections((moved,), frame.shape[:2]), anonymizer.region_options)
+        batch = anonymizer.make_batch(frame, regions, frame_index=shift)
+        targets = [generator.find_target(batch.crops[0], batch.replace_masks[0])]
+        picked.append(generator.identities(batch.seeds, generator.lookalikes(list(batch.crops), targets))[0])
+    assert picked[0] == picked[1]

@@ -44,7 +44,7 @@ from realanon.audit import AuditLog
 from realanon.config import AnonymizerConfig
 from realanon.errors import InputError, RealanonError
 from realanon.jobs import Job, media_kind, plan_jobs
-from realanon.native_logs import filtered_native_stderr
+from realanon.native_logs import filtered_native_stderr, set_process_env
 from realanon.pipeline import Anonymizer, build_anonymizer
 
 log = logging.getLogger(__name__)
@@ -295,6 +295,7 @@ def _parse_shard(text: str | None) -> tuple[int, int] | None:
 
 def main(argv: list[str] | None = None) -> int:
     """``realanon batch``: returns 0 when every file of this shard succeeded, 1 otherwise, 2 on usage errors."""
+    set_process_env()
     args = build_parser().parse_args(argv)
     if args.verbose:
         logging.basicConfig(level=logging.DEBUG, format="realanon batch: %(message)s")

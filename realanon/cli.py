@@ -11,7 +11,7 @@ from pathlib import Path
 
 from realanon.arguments import add_config_arguments, config_from_args
 from realanon.errors import RealanonError
-from realanon.native_logs import filtered_native_stderr
+from realanon.native_logs import filtered_native_stderr, set_process_env
 
 PROG = "realanon"
 
@@ -108,6 +108,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``realanon`` console script; returns the exit status."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    set_process_env()
     if argv[:1] in (["-v"], ["--verbose"]) and argv[1:2] == ["batch"]:
         argv = ["batch", "-v", *argv[2:]]
     if argv[:1] == ["batch"]:

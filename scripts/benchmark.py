@@ -278,6 +278,9 @@ def cmd_stages(args: argparse.Namespace) -> None:
         clip = make_hard_clip(args.source, args.frames, clips_dir)
     else:
         clip = make_clip(street_film_path(), clips_dir / f"film_1080p_{args.frames}.mp4", SIZES["1080p"], args.frames)
+    from realanon.native_logs import set_process_env
+
+    set_process_env()  # as `realanon anonymize` does before loading any model
     cv2.setNumThreads(args.threads)  # with --threads 1, OpenCV's work is in the timed thread
     anonymizer = build_anonymizer(AnonymizerConfig())  # `realanon anonymize CLIP`: face blur
     times: dict[str, float] = {}
@@ -548,6 +551,9 @@ def main(argv: list[str] | None = None) -> None:
     one.add_argument("out_dir")
     args = parser.parse_args(argv)
     if args.command == "one":
+        from realanon.native_logs import set_process_env
+
+        set_process_env()  # as `realanon anonymize` does before loading any model
         print(json.dumps(run_one(Path(args.clip), args.method, args.device, Path(args.out_dir))))
     elif args.command == "speed":
         cmd_speed(args)

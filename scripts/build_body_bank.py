@@ -30,7 +30,6 @@ import numpy as np
 from realanon.generators.body_warp import mirror_coco17, view_of
 from realanon.generators.donor_body import CLOTH, SKIN
 from realanon.media import openpeople_images
-from realanon.regions import crop_with_padding
 from realanon.structures import Detection
 
 SHEET_VIEWS = ("front", "left", "back", "right")
@@ -109,12 +108,24 @@ def crop_person(image: np.ndarray, det: Detection, height: int) -> tuple[np.ndar
     box = (round(cx - pw / 2), round(y1 - 0.02 * ph), round(cx + pw / 2), round(y1 - 0.02 * ph + ph))
     scale = height / (box[3] - box[1])
     size = (round(height * ASPECT), height)
-    rgb = cv2.resize(crop_with_padding(image, box), size, interpolation=cv2.INTER_AREA)
-    m = cv2.resize(crop_with_padding(mask.astype(np.uint8) * 255, box), size, interpolation=cv2.INTER_AREA)
+    background = tuple(int(v) for v in np.median(image[~mask], axis=0))
+    rgb = cv2.resize(crop_constant(image, box, background), size, interpolation=cv2.INTER_AREA)
+    m = cv2.resize(crop_constant(mask.astype(np.uint8) * 255, box, 0), size, interpolation=cv2.INTER_AREA)
     kp = det.keypoints.copy()  # type: ignore[union-attr]
     kp[:, 0] = (kp[:, 0] - box[0]) * scale
     kp[:, 1] = (kp[:, 1] - box[1]) * scale
     return rgb, m, kp
+
+
+def crop_constant(image: np.ndarray, box: tuple[int, int, int, int], value: int | tuple[int, ...]) -> np.ndarray:
+    """Crops ``box``; where it leaves the image, fills ``value`` (a tile's edge may cut the hair:
+    repeating it would grow a column of hair, and matte, above the head)."""
+    h, w = image.shape[:2]
+    x1, y1, x2, y2 = box
+    inner = image[max(y1, 0):min(y2, h), max(x1, 0):min(x2, w)]
+    fill = value if isinstance(value, tuple) else (value,)
+    return cv2.copyMakeBorder(inner, max(-y1, 0), max(y2 - h, 0), max(-x1, 0), max(x2 - w, 0),
+                              cv2.BORDER_CONSTANT, value=fill)
 
 
 def views_of_person(detector: object, files: list[Path], height: int) -> list[dict]:

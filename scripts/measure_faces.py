@@ -134,7 +134,7 @@ def group_pictures() -> list[tuple[str, str | None, np.ndarray]]:
         image = cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
         s = SHEET_SIDE / max(image.shape[:2])
         out.append((f"{person} emotions", person, cv2.resize(image, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)))
-    collage, _ = make_face_collage((48, 64, 96, 128, 160, 96, 128, 64, 160, 128), size=(720, 1600))
+    collage, _ = make_face_collage((48, 64, 80, 96, 112, 96, 80, 64, 48, 112), size=(720, 2400))
     out.append(("collage", None, collage))
     return out
 

@@ -77,3 +77,14 @@ def test_cli_stderr_holds_only_our_messages_unless_verbose(tmp_path: Path, astro
     # The same run with -v shows the lines the filter removes (so this test can fail).
     loud = _run_cli(["-v", "anonymize", str(image), "-o", str(tmp_path / "loud.png"), *mediapipe], ROOT)
     assert loud.returncode == 0 and any(noise in loud.stderr for noise in NOISE), loud.stderr[-2000:]
+
+
+def test_openmp_threads_wait_passively_unless_the_user_says_otherwise(monkeypatch: pytest.MonkeyPatch) -> None:
+    from realanon.native_logs import set_process_env
+
+    monkeypatch.delenv("OMP_WAIT_POLICY", raising=False)
+    set_process_env()
+    assert os.environ["OMP_WAIT_POLICY"] == "PASSIVE"
+    monkeypatch.setenv("OMP_WAIT_POLICY", "ACTIVE")
+    set_process_env()
+    assert os.environ["OMP_WAIT_POLICY"] == "ACTIVE"

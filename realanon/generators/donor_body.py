@@ -28,6 +28,7 @@ import cv2
 import numpy as np
 
 from realanon.errors import ConfigError
+from realanon.generators.body_fill import fill_background
 from realanon.generators.body_warp import PARTS, align_sides, part_labels, part_transforms, view_of, whole_transform
 from realanon.paths import project_dir
 from realanon.postprocess.histogram import from_color_space, to_color_space
@@ -41,8 +42,6 @@ _FALLBACK_VIEWS = {"front": ("front", "left", "right", "back"), "back": ("back",
 # The scene's light is taken this far (0 = donor's studio light, 1 = the scene's statistics): a
 # little, as the scene around a person (road, grass) says more about its own colour than the light.
 _LIGHT_FIT, _CAST_FIT = 0.15, 0.5
-# The background under the donor is inpainted on a copy with this long side (speed; it is smooth).
-_FILL_SIDE = 160
 # Blurs tried to give the donor the scene's sharpness (pixels at the target's scale).
 _BLUR_SIGMAS = (0.0, 0.4, 0.7, 1.0)
 
@@ -195,42 +194,6 @@ def _detail(gray: np.ndarray, where: np.ndarray) -> float:
     return float(np.percentile(np.abs(cv2.Laplacian(gray, cv2.CV_32F))[where], 90))
 
 
-def inpaint_background(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """``(h, w, 3)`` float32: the masked area filled from the pixels outside it (none of its own)."""
-    h, w = crop.shape[:2]
-    scale = min(1.0, _FILL_SIDE / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    hole = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
-    hole = cv2.dilate(hole, np.ones((3, 3), np.uint8))
-    small = cv2.resize(crop, size, interpolation=cv2.INTER_AREA)
-    small[hole > 0] = 0  # the target's own pixels never reach the fill
-    filled = cv2.inpaint(small, hole, 3, cv2.INPAINT_TELEA) if hole.any() and not hole.all() else small
-    if hole.all():
-        filled = np.full_like(small, 128)
-    filled = cv2.GaussianBlur(filled, (0, 0), 0.7)
-    return cv2.resize(filled, (w, h), interpolation=cv2.INTER_LINEAR).astype(np.float32)
-
-
-def add_grain(filled: np.ndarray, crop: np.ndarray, scene_mask: np.ndarray, seed: int) -> np.ndarray:
-    """``filled`` with luminance grain as strong as the scene's fine texture, so the fill is not a smooth smear.
-
-    Args:
-        filled: ``(h, w, 3)`` float32 inpainted background.
-        crop: ``(h, w, 3)`` uint8 RGB crop.
-        scene_mask: ``(h, w)`` bool, the scene pixels the texture is measured on.
-        seed: Seeds the grain (same seed, same output).
-    """
-    if scene_mask.sum() < 16:
-        return filled
-    gray = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
-    residual = (gray - cv2.GaussianBlur(gray, (0, 0), 1.5))[scene_mask]
-    # Median absolute deviation: the texture of flat ground, not the edges of things around it.
-    strength = 1.4826 * float(np.median(np.abs(residual - np.median(residual))))
-    noise = cv2.GaussianBlur(np.random.default_rng(seed).standard_normal(gray.shape).astype(np.float32), (0, 0), 0.6)
-    noise = noise * (strength / max(float(noise.std()), 1e-6))
-    return filled + noise[..., None]
-
-
 def render_parts(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, transforms: dict[str, np.ndarray],
                  size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
     """Warps each part by its affine and stacks them back to front.
@@ -342,7 +305,7 @@ class DonorBody:
             cover = cv2.GaussianBlur(cover, (0, 0), 0.5 * sigma)
         colour = np.clip(np.rint(premultiplied / np.maximum(cover, 1e-3)[..., None]), 0, 255).astype(np.uint8)
         colour = fit_light(colour, cover, crop[~mask]).astype(np.float32)
-        background = add_grain(inpaint_background(crop, mask), crop, scene, seed)
+        background = fill_background(crop, mask, scene, seed)
         layer = cover[..., None] * colour + (1.0 - cover[..., None]) * background
         out[mask] = np.clip(np.rint(layer[mask]), 0, 255).astype(np.uint8)
         return out

@@ -9,6 +9,7 @@ import pytest
 
 from realanon.cli import main
 from realanon.errors import ConfigError
+from realanon.generators.body_fill import inpaint_background, mirror_fill
 from realanon.generators.body_warp import (
     bone_affine,
     keypoints_after,
@@ -22,7 +23,6 @@ from realanon.generators.donor_body import (
     DEFAULT_BODY_BANK,
     DonorBody,
     draw_identity,
-    inpaint_background,
 )
 from realanon.io_images import write_image_atomic
 from realanon.pipeline import Anonymizer
@@ -171,6 +171,23 @@ def test_output_never_uses_the_targets_own_pixels(generator: DonorBody, astronau
     np.testing.assert_array_equal(inpaint_background(crop, mask), inpaint_background(other, mask))
     kp = _front(1.0, 0, 12)
     np.testing.assert_array_equal(generator.replace(crop, mask, kp, 4), generator.replace(other, mask, kp, 4))
+
+
+def test_mirror_fill_continues_the_scene_from_both_sides() -> None:
+    crop = np.zeros((4, 10, 3), np.uint8)
+    crop[:, :, 0] = np.arange(10, dtype=np.uint8)[None, :] * 10  # a horizontal ramp
+    mask = np.zeros((4, 10), bool)
+    mask[:, 4:6] = True
+    filled, done = mirror_fill(crop, mask)
+    assert done[mask].all()
+    # Column 4 mirrors column 3 from the left and 7 from the right, cross-faded; column 5 mirrors 2 and 6.
+    np.testing.assert_allclose(filled[0, 4, 0], 0.75 * 30 + 0.25 * 70)
+    np.testing.assert_allclose(filled[0, 5, 0], 0.25 * 20 + 0.75 * 60)
+    edge = np.zeros((4, 10), bool)
+    edge[:, :3] = True  # touching the crop's edge: one side only
+    filled, done = mirror_fill(crop, edge)
+    assert done[edge].all()
+    np.testing.assert_array_equal(filled[0, :3, 0], [50, 40, 30])
 
 
 @pytest.mark.parametrize("height", [12, 24, 50, 300])

@@ -89,8 +89,13 @@ def part_labels(image: np.ndarray, mask: np.ndarray, keypoints: np.ndarray) -> n
     skin = cv2.morphologyEx(skin.astype(np.uint8), cv2.MORPH_OPEN, np.ones((3, 3), np.uint8)) > 0
     shoulders = keypoints[5:7]
     neck_y = float(shoulders[:, 1].min()) if (shoulders[:, 2] > 0.3).any() else 0.18 * image.shape[0]
-    head = np.zeros(mask.shape, bool)
-    head[: max(0, int(neck_y - 0.02 * image.shape[0]))] = True
+    nose_y = float(keypoints[0, 1]) if keypoints[0, 2] > 0.3 else neck_y - 0.08 * image.shape[0]
+    # Above the chin everything is head (face, hair, ears); between chin and shoulders the collar
+    # is clothing, while skin and dark hair (long hair on the shoulders) stay as they are.
+    chin_y = nose_y + 0.45 * max(neck_y - nose_y, 0.0)
+    rows = np.arange(mask.shape[0])[:, None]
+    dark = cv2.cvtColor(image, cv2.COLOR_RGB2HSV)[..., 2] < 70
+    head = (rows < chin_y) | ((rows < neck_y) & dark)
     labels = np.zeros(mask.shape, np.uint8)
     labels[mask] = CLOTH
     labels[mask & (skin | head)] = SKIN

@@ -154,6 +154,7 @@ def write_manifest(names: list[str], weights: Path) -> None:
     path = weights / "manifest.json"
     manifest = json.loads(path.read_text(encoding="utf-8"))
     entries = [e for e in manifest["models"] if e["name"] not in names]
+    previous = {e["name"]: e.get("metrics", {}) for e in manifest["models"]}
     for name in names:
         spec = MODELS[name]
         entries.append({
@@ -165,7 +166,7 @@ def write_manifest(names: list[str], weights: Path) -> None:
                          f"{NPM_PACKAGE}@{NPM_VERSION} (models/{name}.json + .bin) with tfjs-graph-converter "
                          f"(TFLite compatibility mode) and tf2onnx (opset {OPSET}) in a throwaway venv "
                          f"({', '.join(CONVERT_REQUIREMENTS + CONVERT_NO_DEPS)}); input conventions in config.json"),
-            "metrics": {},
+            "metrics": previous.get(name, {}),  # measured figures are kept across conversions
         })
     manifest["models"] = entries
     path.write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")

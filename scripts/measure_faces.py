@@ -20,6 +20,7 @@ Parts (``--parts``, default all):
   replaced faces closer than 0.6 to any original face of the picture; faces >= 40 px high.
 * ``speed``: frames per second at 1920x1080 (detection included, default detector) for one
   large face and for a 16-face group, every method in the same run, and the ratio to blur.
+* ``bank``: dlib distances between the donor bank's people (their most frontal views).
 * ``sharpness``: mean |Laplacian| inside the changed pixels, anonymized over original, with the
   face at 64 px high and at its size in the 768-px pictures (how sharp ``gan`` is).
 """
@@ -238,6 +239,17 @@ def sharpness(methods: list[str]) -> None:
         print(f"| {m} | {np.nanmedian(ratios['64']):.2f} | {np.nanmedian(ratios['native']):.2f} |")
 
 
+def bank_distances() -> None:
+    """dlib distance between every two donor people of the bank (most frontal views)."""
+    from realanon.generators.donor import DonorFaceSwap
+
+    desc = DonorFaceSwap().person_descriptors
+    names = sorted(desc)
+    print("\n| | " + " | ".join(names) + " |\n|---|" + "---|" * len(names))
+    for a in names:
+        print(f"| {a} | " + " | ".join(f"{np.linalg.norm(desc[a] - desc[b]):.2f}" for b in names) + " |")
+
+
 def write_figure(path: Path, outputs: dict[str, list[np.ndarray]], picks: list[int]) -> None:
     """Group pictures (rows) by method (columns), cut to their upper faces, with a header."""
     rows = []
@@ -261,7 +273,7 @@ def write_figure(path: Path, outputs: dict[str, list[np.ndarray]], picks: list[i
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--parts", default="single,groups,speed,sharpness")
+    parser.add_argument("--parts", default="single,groups,sharpness,speed,bank")
     parser.add_argument("--methods", default=",".join(METHODS))
     parser.add_argument("--figure", type=Path, default=Path("docs/images/faces_groups.png"))
     parser.add_argument("--figure-rows", default="0,5,10", help="indices of group pictures in the figure")
@@ -278,6 +290,8 @@ def main() -> None:
         write_figure(args.figure, outputs, [int(i) for i in args.figure_rows.split(",")])
     if "sharpness" in parts:
         sharpness(methods)
+    if "bank" in parts:
+        bank_distances()
     if "speed" in parts:
         speed(["blur", *[m for m in methods if m != "blur"]], args.repeats)
 

@@ -151,7 +151,7 @@ class YuNetDetector:
         return Detections(tuple(found), (h, w))
 
     def reset(self) -> None:
-        """Forgets the tiles searched so far (the next call searches every tile)."""
+        """Forgets earlier frames (the next call searches the whole frame), e.g. between videos."""
         with self._lock:
             self._searched_grey = None
             self._remembered = []

@@ -28,7 +28,7 @@ from realanon.io_images import write_image_atomic
 from realanon.pipeline import Anonymizer
 from realanon.regions import union_mask
 from realanon.registry import GENERATORS
-from realanon.structures import Detection
+from realanon.structures import Detection, GenerationBatch
 from tests.helpers import FixedDetector, assert_replaces_only_masked
 
 pytestmark = pytest.mark.skipif(not DEFAULT_BODY_BANK.exists(), reason="weights/body-donors/bank.npz not built")
@@ -49,7 +49,8 @@ def _front(scale: float = 1.0, dx: float = 0.0, dy: float = 0.0) -> np.ndarray:
 
 
 def _scene(astronaut: np.ndarray, h: int, w: int) -> np.ndarray:
-    return np.ascontiguousarray(astronaut[300:300 + h, 20:20 + w])
+    assert h <= 400 and w <= 480
+    return np.ascontiguousarray(np.concatenate([astronaut, astronaut])[300:300 + h, 20:20 + w])
 
 
 def test_view_from_keypoints() -> None:
@@ -198,12 +199,23 @@ def test_any_size_without_keypoints_falls_back_to_the_box(generator: DonorBody, 
     mask = np.zeros(crop.shape[:2], bool)
     mask[4:-4, 4:-4] = True
     batch_out = generator.replace(crop, mask, None, 1)
-    from realanon.structures import GenerationBatch
-
     batch = GenerationBatch((crop,), (mask,), (None,), (None,), ("body",), (1,))
     out = generator(batch)
     np.testing.assert_array_equal(out[0], batch_out)
     assert_replaces_only_masked(batch, out)
+
+
+@pytest.mark.parametrize("scale", [0.12, 0.3, 2.5])
+def test_posed_person_of_any_size(generator: DonorBody, astronaut: np.ndarray, scale: float) -> None:
+    kp = _front(scale, 4, 4)  # about 100 * scale px tall
+    h, w = int(kp[:, 1].max()) + 6, int(kp[:, 0].max()) + 6
+    crop = _scene(astronaut, h, w)
+    mask = np.zeros((h, w), bool)
+    x1, y1 = np.floor(kp[:, :2].min(0) - 2).astype(int)
+    x2, y2 = np.ceil(kp[:, :2].max(0) + 2).astype(int)
+    mask[max(y1, 0):y2, max(x1, 0):x2] = True
+    batch = GenerationBatch((crop,), (mask,), (kp,), ("coco17",), ("body",), (5,))
+    assert_replaces_only_masked(batch, generator(batch))
 
 
 def test_donor_dispatches_on_target() -> None:

@@ -43,6 +43,21 @@ class BatchDetector(Detector, Protocol):
 
 
 @runtime_checkable
+class TrackedSearch(Protocol):
+    """A detector that may search less per frame when a tracker follows its output.
+
+    Optional: :func:`realanon.video.anonymize_video` calls ``set_tracked(True)`` before a
+    tracked video and ``set_tracked(False)`` after it; photos and untracked video never set it.
+    A tracked detector may spread an expensive search over a few consecutive frames, relying on
+    the tracker's coasting and look-ahead to cover the frames in between.
+    """
+
+    def set_tracked(self, tracked: bool) -> None:
+        """Switches the tracked-video mode on or off; either way earlier frames are forgotten."""
+        ...
+
+
+@runtime_checkable
 class Generator(Protocol):
     """Synthesises the masked part of every crop in a batch.
 

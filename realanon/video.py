@@ -42,6 +42,7 @@ import numpy as np
 from realanon.audit import AuditLog, DetectionsFile
 from realanon.composite import mask_entire_frame, paste_regions
 from realanon.errors import InputError, RealanonError
+from realanon.interfaces import TrackedSearch
 from realanon.pipeline import Anonymizer, validate_image
 from realanon.regions import build_regions
 from realanon.structures import AnonymizedFrame, Detections, GenerationBatch, image_size
@@ -242,7 +243,9 @@ def anonymize_video(
         keep_audio: Copy the first audio stream unchanged.
         audit: When given, every frame's replaced detections are recorded in it.
         detections: Use these detections (looked up by input path and frame) instead of the detector.
-        track: Link detections into tracks (stable identity, gap filling, look-ahead).
+        track: Link detections into tracks (stable identity, gap filling, look-ahead). A detector
+            with ``set_tracked`` (:class:`~realanon.interfaces.TrackedSearch`) is told so for the
+            run and may spread its search over frames; without tracking it searches fully.
         progress: Show a tqdm progress bar with the processing frame rate.
         tracker_options: Tracker settings; defaults to :class:`TrackerOptions()`.
         encoder_options: Encoder options passed to FFmpeg; default ``preset=veryfast, crf=20`` for H.264.
@@ -266,6 +269,10 @@ def anonymize_video(
     tmp = temporary_output_path(output_path)
     options = (tracker_options or TrackerOptions()) if track else None
     stage = _FrameStage(anonymizer, input_path, detections, options, batch_frames)
+    # Only a tracked run lets the detector spread its search over frames (TrackedSearch).
+    searcher = anonymizer.detector if isinstance(anonymizer.detector, TrackedSearch) else None
+    if searcher is not None:
+        searcher.set_tracked(track)
     start = time.perf_counter()
     try:
         counts = _stream(input_path, tmp, info, stage, audit, keep_audio, encoder_options, queue_size, progress)
@@ -278,6 +285,8 @@ def anonymize_video(
         os.replace(tmp, output_path)
     finally:
         tmp.unlink(missing_ok=True)
+        if searcher is not None:
+            searcher.set_tracked(False)
     seconds = time.perf_counter() - start
     return VideoResult(
         frames=frames, failed_frames=failed, fps=frames / max(seconds, 1e-9), seconds=seconds,

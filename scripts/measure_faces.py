@@ -3,7 +3,7 @@
 Prints markdown tables (every figure of the "Realistic faces" section of docs/generators.md)
 and writes the group-photo figure::
 
-    OMP_NUM_THREADS=1 python scripts/measure_faces.py --figure docs/images/faces_groups.png
+    OMP_NUM_THREADS=1 python scripts/measure_faces.py --figure docs/images/faces_groups.jpg
 
 Parts (``--parts``, default all):
 
@@ -20,6 +20,7 @@ Parts (``--parts``, default all):
   replaced faces closer than 0.6 to any original face of the picture; faces >= 40 px high.
 * ``speed``: frames per second at 1920x1080 (detection included, default detector) for one
   large face and for a 16-face group, every method in the same run, and the ratio to blur.
+* ``figure``: only the group-photo figure (also written by ``groups``).
 * ``bank``: dlib distances between the donor bank's people (their most frontal views).
 * ``sharpness``: mean |Laplacian| inside the changed pixels, anonymized over original, with the
   face at 64 px high and at its size in the 768-px pictures (how sharp ``gan`` is).
@@ -65,6 +66,8 @@ METHODS: dict[str, tuple[str, dict[str, object]]] = {
     "gan": ("gan", {}),
 }
 REALISTIC = ("donor head", "donor face", "gan")
+# Timed too: the inner-face donor without its look-alike check (one dlib descriptor per face).
+METHODS["donor face, min_distance=0"] = ("donor", {"min_distance": 0.0})
 SHEET_SIDE, MIN_GROUP_FACE = 768, 40
 
 
@@ -250,34 +253,48 @@ def bank_distances() -> None:
         print(f"| {a} | " + " | ".join(f"{np.linalg.norm(desc[a] - desc[b]):.2f}" for b in names) + " |")
 
 
+def figure_outputs(methods: list[str], picks: list[int]) -> dict[str, list[np.ndarray]]:
+    """Only the chosen group pictures, anonymized by every method (no measurement)."""
+    detect = build_anonymizer(AnonymizerConfig(method="blur"))
+    pictures = [group_pictures()[i] for i in picks]
+    outputs: dict[str, list[np.ndarray]] = {"original": [p[2] for p in pictures]}
+    for _, person, image in pictures:
+        dets = detect.detect(image, photo=True)
+        for m in methods:
+            outputs.setdefault(m, []).append(build(m, person)(image, dets).image)
+    return outputs
+
+
 def write_figure(path: Path, outputs: dict[str, list[np.ndarray]], picks: list[int]) -> None:
-    """Group pictures (rows) by method (columns), cut to their upper faces, with a header."""
+    """Group pictures (rows) by method (columns): 2 x 2 cells of a sheet, the larger faces of the collage."""
     rows = []
     for i in picks:
         tiles = []
         for images in outputs.values():
             im = images[i]
             h, w = im.shape[:2]
-            part = im[: h // 2] if w < 1.2 * h else im[h // 6: 5 * h // 6, : w // 2]  # sheets: top rows
+            part = im[int(0.28 * h): int(0.76 * h), : w // 2] if w < 1.2 * h else im[h // 5: 4 * h // 5, w // 2:]
             tiles.append(cv2.resize(part, (360, round(360 * part.shape[0] / part.shape[1])),
                                     interpolation=cv2.INTER_AREA))
-        height = min(t.shape[0] for t in tiles)
-        rows.append(np.hstack([t[:height] for t in tiles]))
+        rows.append(np.hstack(tiles))
     header = np.full((30, rows[0].shape[1], 3), 255, np.uint8)
     for j, name in enumerate(outputs):
         cv2.putText(header, name, (j * 360 + 8, 21), cv2.FONT_HERSHEY_SIMPLEX, 0.65, (0, 0, 0), 1, cv2.LINE_AA)
+    gap = np.full((6, rows[0].shape[1], 3), 255, np.uint8)
+    body = [r for row in rows for r in (row, gap)][:-1]
     path.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(path), cv2.cvtColor(np.vstack([header, *rows]), cv2.COLOR_RGB2BGR))
+    cv2.imwrite(str(path), cv2.cvtColor(np.vstack([header, *body]), cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 90])
     print(f"\nwrote {path}")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--parts", default="single,groups,sharpness,speed,bank")
-    parser.add_argument("--methods", default=",".join(METHODS))
-    parser.add_argument("--figure", type=Path, default=Path("docs/images/faces_groups.png"))
-    parser.add_argument("--figure-rows", default="0,5,10", help="indices of group pictures in the figure")
-    parser.add_argument("--repeats", type=int, default=5, help="timed frames per method and frame (speed)")
+    parser.add_argument("--methods", default=",".join(m for m in METHODS if "=" not in m))
+    parser.add_argument("--figure", type=Path, default=Path("docs/images/faces_groups.jpg"))
+    parser.add_argument("--figure-rows", default="0,5,10", help="indices of group pictures in the figure "
+                        "(written by the groups part, or alone by --parts figure)")
+    parser.add_argument("--repeats", type=int, default=3, help="timed frames per method and frame (speed)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -285,15 +302,17 @@ def main() -> None:
     parts = set(args.parts.split(","))
     if "single" in parts:
         single_faces(methods)
+    picks = [int(i) for i in args.figure_rows.split(",")]
     if "groups" in parts:
-        outputs = groups(methods)
-        write_figure(args.figure, outputs, [int(i) for i in args.figure_rows.split(",")])
+        write_figure(args.figure, groups(methods), picks)
+    elif "figure" in parts:
+        write_figure(args.figure, figure_outputs(methods, picks), list(range(len(picks))))
     if "sharpness" in parts:
         sharpness(methods)
     if "bank" in parts:
         bank_distances()
     if "speed" in parts:
-        speed(["blur", *[m for m in methods if m != "blur"]], args.repeats)
+        speed(["blur", *[m for m in methods if m != "blur"], "donor face, min_distance=0"], args.repeats)
 
 
 if __name__ == "__main__":

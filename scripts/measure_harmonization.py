@@ -382,6 +382,9 @@ def main() -> None:
     parser.add_argument("--latent-loss", default=LatentOptions.loss, help="latent loss: quantile or histogram")
     parser.add_argument("--latent-penalty", type=float, default=LatentOptions.latent_penalty, help="latent prior weight")
     parser.add_argument("--starts", type=int, default=LatentOptions.starts, help="starting draws per region")
+    parser.add_argument(
+        "--structure-penalty", type=float, default=LatentOptions.structure_penalty, help="structure term weight"
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -399,7 +402,12 @@ def main() -> None:
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     options = LatentOptions(
-        steps=args.steps, lr=args.lr, loss=args.latent_loss, latent_penalty=args.latent_penalty, starts=args.starts
+        steps=args.steps,
+        lr=args.lr,
+        loss=args.latent_loss,
+        latent_penalty=args.latent_penalty,
+        starts=args.starts,
+        structure_penalty=args.structure_penalty,
     )
     method_options = parse_method_options(args.method_option)
     if args.eval:

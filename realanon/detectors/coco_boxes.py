@@ -7,27 +7,35 @@ about :data:`_MIN_INPUT_HEIGHT` pixels tall in the network input, the smallest C
 found reliably on vtest.avi (``docs/regions.md``). Detections of all passes are merged by
 non-maximum suppression; a box cut by an inner tile edge is dropped when a box of another
 pass contains it.
+
+In tracked video (``set_tracked(True)``, :class:`~realanon.interfaces.TrackedSearch`) the
+whole-frame pass runs on every frame but the tiles are spread over ``spread`` frames, one
+interleaved group per frame (:mod:`realanon.detectors.tile_spread`); the tracker carries the
+people of the other tiles in between. Photos and untracked video search every tile.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import cv2
 import numpy as np
 
 from realanon.detectors._boxes import box_overlap_min, nms, tile_boxes
 from realanon.detectors.onnx_models import open_session
+from realanon.detectors.tile_spread import TileSpread
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections
 
 # CenterNet found 6/6 vtest walkers scaled to ~20 px tall in its 512-px input (docs/regions.md).
 _MIN_INPUT_HEIGHT = 20.0
 _PAD_VALUE = 114
+SPREAD = 4  # default tile groups in tracked video: every tile searched once every 4 frames
 PERSON = 0  # COCO class index of "person" in both models' outputs
 
 RunFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+Region = tuple[int, int, int, int]
 
 
 def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -41,9 +49,22 @@ def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
     return canvas, scale
 
 
+def tile_size_for(input_size: int, min_height: float) -> int:
+    """Tile side (frame pixels) at which a person ``min_height`` px tall fills :data:`_MIN_INPUT_HEIGHT` input px."""
+    return max(32, round(input_size * min_height / _MIN_INPUT_HEIGHT))
+
+
+def frame_tiles(size: tuple[int, int], input_size: int, min_height: float, overlap: float) -> list[Region]:
+    """The tiles a frame of ``size`` ``(H, W)`` is searched in (none when one pass suffices)."""
+    if min_height <= 0:
+        return []
+    tile = tile_size_for(input_size, min_height)
+    return tile_boxes(size, tile, overlap) if tile < max(size) * 0.95 else []
+
+
 def search_tiles(image: np.ndarray, run: RunFn, input_size: int, min_height: float,
                  overlap: float, nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """Person boxes of a whole frame: one letterboxed pass plus tiles, merged.
+    """Person boxes of a whole frame: one letterboxed pass plus every tile, merged.
 
     Args:
         image: RGB ``(H, W, 3)`` uint8 frame.
@@ -58,15 +79,22 @@ def search_tiles(image: np.ndarray, run: RunFn, input_size: int, min_height: flo
     Returns:
         ``(N, 4)`` float boxes in frame pixels and ``(N,)`` scores, best first.
     """
+    tiles = frame_tiles(image.shape[:2], input_size, min_height, overlap)
+    return search_regions(image, run, input_size, tiles, tiles, nms_iou)
+
+
+def search_regions(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequence[Region],
+                   all_tiles: Sequence[Region], nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
+    """Person boxes from one whole-frame pass plus the given ``tiles``, merged.
+
+    ``all_tiles`` are the frame's tiles, searched now or on other calls: when only some are
+    searched (a spread search), a box cut by a searched tile's inner edge is dropped if it lies
+    whole inside another tile, which finds it uncut on its own turn.
+    """
     h, w = image.shape[:2]
-    regions = [(0, 0, w, h)]
-    if min_height > 0:
-        tile = max(32, round(input_size * min_height / _MIN_INPUT_HEIGHT))
-        if tile < max(h, w) * 0.95:
-            regions += tile_boxes((h, w), tile, overlap)
     boxes, scores, cut = [], [], []
-    for rx1, ry1, rx2, ry2 in regions:
-        canvas, scale = letterbox(np.ascontiguousarray(image[ry1:ry2, rx1:rx2]), input_size)
+    for rx1, ry1, rx2, ry2 in [(0, 0, w, h), *tiles]:
+        canvas, scale = letterbox(image[ry1:ry2, rx1:rx2], input_size)
         b, s = run(canvas)
         b = b / scale + np.array([rx1, ry1, rx1, ry1], dtype=np.float64)
         b[:, 0::2] = b[:, 0::2].clip(0, w)
@@ -74,7 +102,16 @@ def search_tiles(image: np.ndarray, run: RunFn, input_size: int, min_height: flo
         boxes.append(b)
         scores.append(s)
         cut.append(_touches_inner_edge(b, (rx1, ry1, rx2, ry2), (h, w)))
-    return merge(np.concatenate(boxes), np.concatenate(scores), np.concatenate(cut), nms_iou)
+    b, s, c = np.concatenate(boxes), np.concatenate(scores), np.concatenate(cut)
+    if len(tiles) < len(all_tiles) and c.any():
+        unsearched = [t for t in all_tiles if t not in tiles]
+        later = np.array([c[i] and _inside_any(b[i], unsearched) for i in range(len(b))], dtype=bool)
+        b, s, c = b[~later], s[~later], c[~later]
+    return merge(b, s, c, nms_iou)
+
+
+def _inside_any(box: np.ndarray, regions: Sequence[Region]) -> bool:
+    return any(box[0] >= x1 and box[1] >= y1 and box[2] <= x2 and box[3] <= y2 for x1, y1, x2, y2 in regions)
 
 
 def _touches_inner_edge(boxes: np.ndarray, region: tuple[int, int, int, int], size: tuple[int, int]) -> np.ndarray:
@@ -101,32 +138,57 @@ def merge(boxes: np.ndarray, scores: np.ndarray, cut: np.ndarray, nms_iou: float
 
 
 class _TiledPersonDetector:
-    """Shared call logic: tiles, merge, :class:`Detections`."""
+    """Shared call logic: tiles (all, or one group in turn in tracked video), merge, :class:`Detections`."""
 
     name = ""
     input_size = 0
 
     def __init__(self, model: str, min_score: float, min_height: float, overlap: float, nms_iou: float,
-                 device: str, threads: int | None) -> None:
+                 device: str, threads: int | None, spread: int = 1, cut_threshold: float = 20.0) -> None:
         if not 0.0 <= overlap <= 0.9:
             raise ValueError(f"{self.name} overlap must be in [0, 0.9], got {overlap}")
         self.min_score = float(min_score)
         self.min_height = float(min_height)
         self.overlap = float(overlap)
         self.nms_iou = float(nms_iou)
+        self.schedule = TileSpread(spread, cut_threshold)
         self._session = open_session(model, device=device, threads=threads)
         self._input = self._session.get_inputs()[0].name
         self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray) -> Detections:
-        """Every person in an RGB ``(H, W, 3)`` uint8 image: boxes and scores, kind ``"body"``."""
+        """Every person in an RGB ``(H, W, 3)`` uint8 image: boxes and scores, kind ``"body"``.
+
+        In tracked video (after ``set_tracked(True)``) only one group of tiles is searched per
+        call, besides the whole-frame pass (see :mod:`realanon.detectors.tile_spread`).
+        """
         h, w = image.shape[:2]
+        image = np.ascontiguousarray(image)
         with self._lock:
-            boxes, scores = search_tiles(np.ascontiguousarray(image), self._run, self.input_size,
-                                         self.min_height, self.overlap, self.nms_iou)
+            tiles = self.tile_regions((h, w))
+            now = self.schedule.tiles_now(image, tiles)
+            boxes, scores = search_regions(image, self._run, self.input_size, now, tiles, self.nms_iou)
         items = tuple(Detection(tuple(b), float(s), "body", source=self.name)  # type: ignore[arg-type]
                       for b, s in zip(boxes, scores))
         return Detections(items, (h, w))
+
+    def tile_regions(self, size: tuple[int, int]) -> list[Region]:
+        """The tiles (XYXY, frame pixels) a frame of ``size`` ``(H, W)`` is searched in, besides the whole pass."""
+        return frame_tiles(size, self.input_size, self.min_height, self.overlap)
+
+    def spread_groups(self, size: tuple[int, int]) -> int:
+        """Calls one full tile search of a frame of ``size`` takes in tracked video."""
+        return self.schedule.groups(len(self.tile_regions(size)))
+
+    def set_tracked(self, tracked: bool) -> None:
+        """Tracked video on or off (:class:`~realanon.interfaces.TrackedSearch`): spread the tiles over calls."""
+        with self._lock:
+            self.schedule.set_tracked(tracked)
+
+    def reset(self) -> None:
+        """Forgets earlier frames: the next call searches every tile."""
+        with self._lock:
+            self.schedule.reset()
 
     def _run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -145,6 +207,10 @@ class CenterNetPersonDetector(_TiledPersonDetector):
         model: Shipped model name or an ONNX file with the same input and output.
         device: ``"cuda"`` uses onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
+        spread: In tracked video, the tiles are searched over this many frames, one interleaved
+            group per frame (the whole-frame pass runs every frame; 1: every tile every frame).
+        cut_threshold: Mean grey difference (0-255, 1/16 resolution) from the previous frame
+            from which a tracked frame is a scene cut and searched in every tile.
     """
 
     name = "centernet_person"
@@ -152,8 +218,8 @@ class CenterNetPersonDetector(_TiledPersonDetector):
 
     def __init__(self, min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
                  nms_iou: float = 0.5, model: str = "centernet", device: str = "cpu",
-                 threads: int | None = None) -> None:
-        super().__init__(model, min_score, min_height, overlap, nms_iou, device, threads)
+                 threads: int | None = None, spread: int = SPREAD, cut_threshold: float = 20.0) -> None:
+        super().__init__(model, min_score, min_height, overlap, nms_iou, device, threads, spread, cut_threshold)
 
     def _run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         out = self._session.run(None, {self._input: canvas[None].astype(np.float32)})[0][0]
@@ -174,8 +240,8 @@ class NanoDetPersonDetector(_TiledPersonDetector):
 
     def __init__(self, min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
                  nms_iou: float = 0.5, model: str = "nanodet", device: str = "cpu",
-                 threads: int | None = None) -> None:
-        super().__init__(model, min_score, min_height, overlap, nms_iou, device, threads)
+                 threads: int | None = None, spread: int = SPREAD, cut_threshold: float = 20.0) -> None:
+        super().__init__(model, min_score, min_height, overlap, nms_iou, device, threads, spread, cut_threshold)
         self._outputs = [o.name for o in self._session.get_outputs()]
 
     def _run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

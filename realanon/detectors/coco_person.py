@@ -9,7 +9,9 @@ The default body detector. Three swappable stages:
 3. **masks**: :class:`~realanon.detectors.person_masks.PersonMasks` with ``method``
    ``"selfie"`` (mediapipe segmentation in each crop, limited to that person) or ``"box"``.
 
-Overlapping people get disjoint masks. Everything runs offline on the CPU by default
+Overlapping people get disjoint masks. In tracked video (``set_tracked(True)``, which
+:func:`realanon.video.anonymize_video` calls) the box stage spreads its tile search over frames
+and small people get box masks; photos and untracked video get the full search. Everything runs offline on the CPU by default
 (onnxruntime's CUDA provider is used for the ONNX stages with ``device="cuda"`` when present).
 """
 
@@ -23,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from realanon.detectors.person_masks import PersonMasks
+from realanon.interfaces import TrackedSearch
 from realanon.registry import DETECTORS, register_detector
 from realanon.structures import Detection, Detections
 
@@ -52,6 +55,10 @@ class CocoPersonDetector:
         mask_options: Options of :class:`~realanon.detectors.person_masks.PersonMasks`.
         max_people: At most this many people (best first) get keypoints and masks; the rest
             keep box masks.
+        video_detail_height: In tracked video only, people shorter than this (pixels) get no
+            keypoints and their box as the mask (a box holds the whole person; a segmentation of
+            a person that small adds little and costs a network run per person). Photos and
+            untracked video give every person keypoints and a segmented mask.
         device: ``"cuda"`` runs the ONNX stages with onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
     """
@@ -66,11 +73,14 @@ class CocoPersonDetector:
         masks: str = "selfie",
         mask_options: Mapping[str, Any] | None = None,
         max_people: int = 40,
+        video_detail_height: float = 96.0,
         device: str = "cpu",
         threads: int | None = None,
     ) -> None:
         self.min_score = float(min_score)
         self.max_people = int(max_people)
+        self.video_detail_height = float(video_detail_height)
+        self._tracked = False
         self.boxes = build_stage(boxes, box_options or {}, device, threads)
         self.keypoints = None
         if keypoints != "none":
@@ -82,9 +92,11 @@ class CocoPersonDetector:
     def __call__(self, image: np.ndarray) -> Detections:
         """Every person in an RGB ``(H, W, 3)`` uint8 image."""
         found = self.boxes(image)
-        people = sorted((d for d in found if d.kind == "body" and d.score >= self.min_score), key=lambda d: -d.score)
-        people = [_as_coco_person(d) for d in people]
+        people = self.people(found)
         head, tail = people[: self.max_people], people[self.max_people:]
+        if self._tracked:  # small people in tracked video: box masks, no keypoints
+            tail += [d for d in head if d.height < self.video_detail_height]
+            head = [d for d in head if d.height >= self.video_detail_height]
         dets = Detections(tuple(head), found.image_size)
         if self.keypoints is not None:
             dets = self.keypoints.refine(image, dets)
@@ -93,6 +105,23 @@ class CocoPersonDetector:
             tail = [replace(d, mask=box_masks.mask_for(image, d)) for d in tail]
             dets = Detections(dets.items + tuple(tail), found.image_size)
         return self.masks(image, dets)
+
+
+    def people(self, found: Detections) -> list[Detection]:
+        """The box stage's people scoring at least ``min_score``, best first, as ``coco_person``'s."""
+        people = sorted((d for d in found if d.kind == "body" and d.score >= self.min_score), key=lambda d: -d.score)
+        return [_as_coco_person(d) for d in people]
+
+    def set_tracked(self, tracked: bool) -> None:
+        """Tracked video on or off (:class:`~realanon.interfaces.TrackedSearch`).
+
+        When on, the box stage may spread its tile search over frames (when it has
+        ``set_tracked``) and people shorter than ``video_detail_height`` get box masks.
+        Either way earlier frames are forgotten.
+        """
+        self._tracked = bool(tracked)
+        if isinstance(self.boxes, TrackedSearch):
+            self.boxes.set_tracked(tracked)
 
 
 def _as_coco_person(det: Detection) -> Detection:

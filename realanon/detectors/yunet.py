@@ -17,7 +17,23 @@ detector searches
   small faces found earlier are kept where nothing changed. In video from a still camera
   only the parts where something moved cost anything; a moving camera changes every cell,
   and then the whole frame is searched (the full cost, measured in ``docs/regions.md``).
-  Every ``refresh_every`` calls the whole frame is searched again anyway.
+  Every ``refresh_every`` calls the whole frame is due again anyway.
+* in tracked video only (``set_tracked(True)``, which :func:`realanon.video.anonymize_video`
+  calls when it tracks), the small-face search is spread over frames: the frame is cut in
+  ``spread`` vertical stripes of cells and each call searches the due cells of one stripe, in
+  turn, so every cell is searched at least once every ``spread`` frames. A face belongs to the
+  stripe holding its centre, and each searched group of cells keeps its ``search_margin``, so a
+  face on a stripe's edge is still seen whole. The small faces already known (found on one of
+  the last ``spread`` calls) are followed on every call: the changed cells under and around each
+  are searched whatever the stripe (a few small windows). Faces where the frame changed are reported only when their cell was searched
+  on this call; in between, the tracker coasts them, and its look-ahead covers the frames
+  before a new face is first found (at most ``spread`` frames late). A scene cut (the frame's
+  mean grey difference from the previous one, at 1/16 resolution, reaches ``cut_threshold``),
+  a first frame or a new frame size searches the whole frame at once. Photos, untracked video
+  and a detector never told it is tracked search every due cell on every call.
+
+yuface holds the GIL while it runs and uses one thread, so searching stripes on threads
+would gain nothing; spreading the search over frames is what bounds the cost.
 
 Landmarks: YuNet gives 5 points (eyes, nose tip, mouth corners). They are returned in
 mediapipe's ``face6`` layout, so regions and generators use them as they use mediapipe's:
@@ -29,6 +45,7 @@ distances out, along the eye line) with visibility 0.
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Sequence
 
 import cv2
@@ -93,6 +110,10 @@ class YuNetDetector:
             searched again whatever changed (0: never), bounding how long a face can be
             remembered or missed.
         nms_iou: Overlapping boxes above this IoU (or nested in a better one) are merged.
+        spread: In tracked video, the small-face search is spread over this many frames
+            (vertical stripes searched in turn; 1: every due cell on every frame).
+        cut_threshold: Mean absolute grey difference (0-255) from the previous frame, at 1/16
+            resolution, from which a frame counts as a scene cut and is searched whole.
     """
 
     def __init__(
@@ -106,6 +127,8 @@ class YuNetDetector:
         change_threshold: float = 8.0,
         refresh_every: int = 30,
         nms_iou: float = 0.3,
+        spread: int = 4,
+        cut_threshold: float = 20.0,
     ) -> None:
         if coarse_size < 64:
             raise ValueError(f"yunet coarse_size must be >= 64, got {coarse_size}")
@@ -114,6 +137,8 @@ class YuNetDetector:
         if cell_size < 16 or cell_size % _BLOCK or search_margin < 0 or refresh_every < 0:
             raise ValueError(f"yunet cell_size must be a multiple of 8 >= 16, search_margin and refresh_every >= 0; "
                              f"got {cell_size}, {search_margin}, {refresh_every}")
+        if spread < 1 or cut_threshold < 0:
+            raise ValueError(f"yunet spread must be >= 1 and cut_threshold >= 0, got {spread}, {cut_threshold}")
         if not 0.0 <= min_score <= 1.0 or change_threshold < 0:
             raise ValueError(f"yunet min_score must be in [0, 1] and change_threshold >= 0, "
                              f"got {min_score}, {change_threshold}")
@@ -133,15 +158,22 @@ class YuNetDetector:
         self.reuse_unchanged = bool(reuse_unchanged)
         self.change_threshold = float(change_threshold)
         self.nms_iou = float(nms_iou)
+        self.spread = int(spread)
+        self.cut_threshold = float(cut_threshold)
+        self._tracked = False  # set by the video path (set_tracked): only then is the search spread
         self._searched_grey: np.ndarray | None = None  # each pixel's grey level when last searched
+        self._stale: np.ndarray | None = None  # cells due for a search though unchanged (refresh)
+        self._thumb: np.ndarray | None = None  # the previous frame at 1/16 resolution (scene cuts)
         self._remembered: list[Detection] = []  # small faces found by earlier searches
+        self._recent: deque[list[Detection]] = deque(maxlen=self.spread)  # small faces of the last calls
         self._calls_since_refresh = 0
+        self._turn = 0  # which stripe the next spread search covers
         self._lock = threading.Lock()  # the memory is per detector: one frame at a time
 
     def __call__(self, image: np.ndarray) -> Detections:
         """Detects faces in an RGB ``(H, W, 3)`` uint8 image."""
         h, w = image.shape[:2]
-        bgr = np.ascontiguousarray(image[:, :, ::-1])
+        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         coarse_scale = min(1.0, self.coarse_size / max(h, w))
         found = self._search(bgr, (0, 0, w, h), coarse_scale)
         if any(f > coarse_scale for f in self.fine_scales):
@@ -153,34 +185,66 @@ class YuNetDetector:
     def reset(self) -> None:
         """Forgets earlier frames (the next call searches the whole frame), e.g. between videos."""
         with self._lock:
-            self._searched_grey = None
+            self._searched_grey = self._stale = self._thumb = None
             self._remembered = []
+            self._recent.clear()
+
+    def set_tracked(self, tracked: bool) -> None:
+        """Tracked video on or off (see :class:`~realanon.interfaces.TrackedSearch`); forgets earlier frames."""
+        self.reset()
+        self._tracked = bool(tracked)
 
     def _fine_search(self, bgr: np.ndarray) -> list[Detection]:
-        """Small faces: searched again where the frame changed, remembered elsewhere."""
+        """Small faces: searched again where the frame changed (one stripe per call when
+        spread), remembered elsewhere."""
         grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        grid = _cell_grid_shape(grey.shape, self.cell_size)
         searched = self._searched_grey
-        fresh = (not self.reuse_unchanged or searched is None or searched.shape != grey.shape
-                 or (self.refresh_every > 0 and self._calls_since_refresh >= self.refresh_every))
-        if fresh or searched is None:
+        if self._starts_afresh(grey) or searched is None or self._stale is None:
             searched = self._searched_grey = grey.copy()
-            self._remembered = []
-            self._calls_since_refresh = 0
-            cells = np.ones(_cell_grid_shape(grey.shape, self.cell_size), dtype=bool)
+            self._stale = np.zeros(grid, dtype=bool)
+            self._remembered, self._calls_since_refresh = [], 0
+            changed = np.ones(grid, dtype=bool)
+            due = changed
         else:
-            cells = changed_cells(grey, searched, self.cell_size, self.change_threshold)
+            if self.refresh_every > 0 and self._calls_since_refresh >= self.refresh_every:
+                self._stale[:] = True
+                self._calls_since_refresh = 0
+            changed = changed_cells(grey, searched, self.cell_size, self.change_threshold)
+            known = [d for faces in self._recent for d in faces]
+            due = (changed | self._stale) & self._stripe(grid) | changed & _around(known, self.cell_size, grid)
         self._calls_since_refresh += 1
-        # Faces remembered from earlier searches stay where nothing changed under their centre.
-        kept = [d for d in self._remembered if not cells[_centre_cell(d, self.cell_size, cells.shape)]]
+        # Remembered faces stay where nothing changed under their centre and nothing was searched again.
+        gone = changed | due
+        kept = [d for d in self._remembered if not gone[_centre_cell(d, self.cell_size, grid)]]
         new: list[Detection] = []
-        for box in search_boxes(cells, self.cell_size, self.search_margin, grey.shape):
+        for box in search_boxes(due, self.cell_size, self.search_margin, grey.shape):
             for scale in self.fine_scales:
-                new += [d for d in self._search(bgr, box, scale) if cells[_centre_cell(d, self.cell_size, cells.shape)]]
+                new += [d for d in self._search(bgr, box, scale) if due[_centre_cell(d, self.cell_size, grid)]]
         self._remembered = kept + new
-        full = cv2.resize(cells.astype(np.uint8), None, fx=self.cell_size, fy=self.cell_size,
-                          interpolation=cv2.INTER_NEAREST)[: grey.shape[0], : grey.shape[1]].astype(bool)
-        searched[full] = grey[full]
+        self._recent.append(self._remembered)
+        self._stale &= ~due
+        full = np.repeat(np.repeat(due, self.cell_size, axis=0), self.cell_size, axis=1)[: grey.shape[0], : grey.shape[1]]
+        np.copyto(searched, grey, where=full)
         return list(self._remembered)
+
+    def _starts_afresh(self, grey: np.ndarray) -> bool:
+        """Whether the whole frame must be searched now: no memory, a new size or a scene cut."""
+        thumb = cv2.resize(grey, (max(1, grey.shape[1] // 16), max(1, grey.shape[0] // 16)),
+                           interpolation=cv2.INTER_AREA)
+        previous, self._thumb = self._thumb, thumb
+        if not self.reuse_unchanged or self._searched_grey is None or self._searched_grey.shape != grey.shape:
+            return True
+        cut = previous is None or previous.shape != thumb.shape or float(cv2.absdiff(thumb, previous).mean()) >= self.cut_threshold
+        return self._tracked and cut
+
+    def _stripe(self, grid: tuple[int, int]) -> np.ndarray:
+        """The cells this call may search: one vertical stripe in turn when spread, else all."""
+        spread = min(self.spread, grid[1]) if self._tracked else 1
+        mask = np.zeros(grid, dtype=bool)
+        turn, self._turn = self._turn % spread, self._turn + 1
+        mask[:, turn * grid[1] // spread : (turn + 1) * grid[1] // spread] = True
+        return mask
 
     def _search(self, bgr: np.ndarray, box: tuple[int, int, int, int], scale: float) -> list[Detection]:
         """YuNet on ``bgr[box]`` resized by ``scale``; detections in frame pixels."""
@@ -244,6 +308,15 @@ def search_boxes(cells: np.ndarray, cell: int, margin: int, size: tuple[int, ...
         boxes.append((max(int(x) * cell - margin, 0), max(int(y) * cell - margin, 0),
                       min(int(x + bw) * cell + margin, w), min(int(y + bh) * cell + margin, h)))
     return boxes
+
+
+def _around(faces: Sequence[Detection], cell: int, grid: tuple[int, int]) -> np.ndarray:
+    """Cells under each face's box and one cell around it: where a known face may have moved to."""
+    mask = np.zeros(grid, dtype=bool)
+    for det in faces:
+        x1, y1, x2, y2 = det.box_xyxy
+        mask[max(int(y1) // cell - 1, 0) : int(y2) // cell + 2, max(int(x1) // cell - 1, 0) : int(x2) // cell + 2] = True
+    return mask
 
 
 def _centre_cell(det: Detection, cell: int, grid: tuple[int, ...]) -> tuple[int, int]:

@@ -28,6 +28,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
@@ -297,7 +298,7 @@ class DonorFaceSwap:
             return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
         out = replace_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,
                                  self.work_face_px, seed)
-        out[~mask] = crop[~mask]
+        np.copyto(out, crop, where=~mask[..., None])
         return out
 
     def find_target(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
@@ -317,7 +318,8 @@ class DonorFaceSwap:
 
     def donor_set(self, identity: Identity, crop: np.ndarray, target: np.ndarray | None) -> DonorSet:
         """The views of the identity's donor people that best fit the target, with their weights."""
-        indices = [self.best_view(p, crop, target) for p in identity.persons]
+        wanted = self.target_features(crop, target)
+        indices = [self.best_view(p, crop, target, wanted) for p in identity.persons]
         return DonorSet(
             tuple(self.donors.image(i) for i in indices),
             tuple(self.donors.landmarks[i] for i in indices),
@@ -325,14 +327,25 @@ class DonorFaceSwap:
             self.donors.triangles,
         )
 
-    def best_view(self, person: str, crop: np.ndarray, landmarks: np.ndarray | None) -> int:
-        """Index of ``person``'s view closest to the target in pose, mouth, eyes and skin tone."""
-        others = tuple(str(p) for p in np.unique(self.donors.person) if p != person)
+    def target_features(self, crop: np.ndarray, landmarks: np.ndarray | None) -> dict[str, Any]:
+        """What donor views are matched on: head pose, skin colour, mouth and eye opening."""
         if landmarks is None:
+            return {}
+        return {"pose": head_pose(landmarks), "skin_lab": mean_skin_lab(crop, skin_mask(landmarks, crop.shape[:2])),
+                "mouth": mouth_open(landmarks), "eyes": eyes_open(landmarks)}
+
+    def best_view(self, person: str, crop: np.ndarray, landmarks: np.ndarray | None,
+                  features: dict[str, Any] | None = None) -> int:
+        """Index of ``person``'s view closest to the target in pose, mouth, eyes and skin tone.
+
+        ``features`` (from :meth:`target_features`) saves measuring the target again.
+        """
+        others = tuple(str(p) for p in np.unique(self.donors.person) if p != person)
+        f = self.target_features(crop, landmarks) if features is None else features
+        if not f:
             return int(rank_donors(self.donors, None, None, None, others)[0])
-        skin = mean_skin_lab(crop, skin_mask(landmarks, crop.shape[:2]))
-        ranked = rank_donors(self.donors, head_pose(landmarks), skin, mouth_open(landmarks), others,
-                             eyes=eyes_open(landmarks), donor_eyes=self.eye_opening)
+        ranked = rank_donors(self.donors, f["pose"], f["skin_lab"], f["mouth"], others,
+                             eyes=f["eyes"], donor_eyes=self.eye_opening)
         return int(ranked[0])
 
     def donor_layer(self, crop: np.ndarray, mask: np.ndarray, target: np.ndarray | None,

@@ -127,11 +127,13 @@ def blend_shapes(target: np.ndarray, donor: np.ndarray, keep: float) -> np.ndarr
 
 def _similarity_maps(donor_lm: np.ndarray, face6: np.ndarray | None, mask_box: tuple[int, int, int, int],
                      size_hw: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """Backward maps placing the donor by its 6 keypoints, or its face oval onto the mask's box."""
+    """Backward maps placing the donor by its keypoints (eyes, nose, ... in the face6 order; any
+    prefix of it), or its face oval onto the mask's box."""
+    face6 = None if face6 is None else face6[: len(FACE6_MESH_INDEX)]
     if face6 is not None and (face6[:, 2] > 0).sum() >= 2:
         visible = face6[:, 2] > 0
         src = face6[visible, :2]
-        dst = donor_lm[np.array(FACE6_MESH_INDEX)[visible], :2]
+        dst = donor_lm[np.array(FACE6_MESH_INDEX[: len(face6)])[visible], :2]
     else:
         oval = donor_lm[mesh_groups()["oval"], :2]
         ox1, oy1 = oval.min(axis=0)

@@ -152,9 +152,10 @@ def soft_face_weight(landmarks: np.ndarray, size_hw: tuple[int, ...]) -> np.ndar
 
 def mean_skin_lab(image_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
     """Mean CIELAB ``(L, a, b)`` (L in [0, 100]) of the masked pixels of an RGB uint8 image."""
-    lab = cv2.cvtColor(image_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    pixels = lab[mask] if mask.any() else lab.reshape(-1, 3)
-    return np.asarray(pixels.mean(axis=0), dtype=np.float32)
+    pixels = image_rgb[mask] if mask.any() else image_rgb.reshape(-1, 3)
+    # Only the masked pixels are converted (a whole large crop would cost tens of milliseconds).
+    lab = cv2.cvtColor(pixels.reshape(-1, 1, 3).astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    return np.asarray(lab.reshape(-1, 3).mean(axis=0), dtype=np.float32)
 
 
 def extend_landmarks(landmarks: np.ndarray) -> np.ndarray:

@@ -136,3 +136,68 @@ def test_yunet_without_yuface_is_a_clear_config_error(monkeypatch: pytest.Monkey
     monkeypatch.setitem(sys.modules, "yuface", None)  # what an install without the wheel looks like
     with pytest.raises(ConfigError, match="yuface"):
         YuNetDetector()
+
+
+def _fine_boxes(monkeypatch: pytest.MonkeyPatch, detector: YuNetDetector) -> list[tuple[int, int, int, int]]:
+    """Records the boxes of the full-resolution search (scale 1) and finds nothing."""
+    boxes: list[tuple[int, int, int, int]] = []
+
+    def spy(self: YuNetDetector, bgr: np.ndarray, box: tuple[int, int, int, int], scale: float) -> list:
+        if scale == 1.0:
+            boxes.append(box)
+        return []
+
+    monkeypatch.setattr(YuNetDetector, "_search", spy)
+    return boxes
+
+
+def _moving_frames(count: int, size: tuple[int, int] = (600, 960)) -> list[np.ndarray]:
+    """Frames in which every cell changes (a moving camera)."""
+    rng = np.random.default_rng(1)
+    return [rng.integers(0, 255, (*size, 3), dtype=np.uint8) for _ in range(count)]
+
+
+def test_yunet_spread_search_covers_every_stripe_within_spread_frames(monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = YuNetDetector(fine_scales=[1.0], spread=4, refresh_every=0, cut_threshold=255)
+    detector.set_tracked(True)
+    boxes = _fine_boxes(monkeypatch, detector)
+    frames = _moving_frames(9)
+    detector(frames[0])
+    assert boxes == [(0, 0, 960, 600)]  # the first frame is searched whole
+    for start in (1, 5):  # any 4 consecutive frames together search every column of the frame
+        boxes.clear()
+        for frame in frames[start : start + 4]:
+            detector(frame)
+        assert len(boxes) == 4 and all(y0 == 0 and y1 == 600 and x1 - x0 <= 8 * 32 + 2 * 64 for x0, y0, x1, y1 in boxes)
+        covered = np.zeros(960, bool)
+        for x0, _, x1, _ in boxes:
+            covered[x0:x1] = True
+        assert covered.all()
+        # Neighbouring stripes overlap by the margin, more than the largest face the fine search is for.
+        starts, ends = sorted(b[0] for b in boxes)[1:], sorted(b[2] for b in boxes)[:-1]
+        assert all(e - s >= 2 * 64 for s, e in zip(starts, ends))
+
+
+def test_yunet_searches_everything_when_not_tracked_and_at_scene_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
+    detector = YuNetDetector(fine_scales=[1.0], refresh_every=0)
+    boxes = _fine_boxes(monkeypatch, detector)
+    for frame in _moving_frames(3):  # never told it is tracked (photos, untracked video): no spreading
+        detector(frame)
+    assert boxes == [(0, 0, 960, 600)] * 3
+    detector.set_tracked(True)
+    boxes.clear()
+    grey = np.full((600, 960, 3), 100, np.uint8)
+    for frame in (grey, grey + 10, grey + 100):  # first frame, a change everywhere (a pan), a scene cut
+        detector(frame)
+    assert len(boxes) == 3 and boxes[0] == boxes[2] == (0, 0, 960, 600) and boxes[1][2] - boxes[1][0] < 960
+
+
+def test_yunet_follows_known_small_faces_on_every_frame() -> None:
+    collage, truths = make_face_collage((14, 20), size=(1080, 1920))
+    detector = YuNetDetector(spread=8, refresh_every=0)
+    detector.set_tracked(True)
+    assert all(_matched(truths, detector(collage)))
+    for shift in (3, 6, 9):  # the faces move every frame; their stripes are not searched in turn
+        moved = np.roll(collage, shift, axis=1)
+        moved_truths = [(x1 + shift, y1, x2 + shift, y2) for x1, y1, x2, y2 in truths]
+        assert all(_matched(moved_truths, detector(moved)))

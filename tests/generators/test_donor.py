@@ -114,11 +114,14 @@ def test_fallback_without_mesh_replaces_masked_pixels(generator: DonorFaceSwap, 
     assert np.abs(out[mask].astype(np.int16) - 128).max() > 10, "the donor's features must show"
 
 
-def test_fallback_uses_face6_keypoints(generator: DonorFaceSwap) -> None:
+@pytest.mark.parametrize("mode", ["face", "head"])
+@pytest.mark.parametrize("points", [6, 3])
+def test_fallback_uses_face6_keypoints(mode: str, points: int) -> None:
+    generator = DonorFaceSwap(mode=mode)
     crop = np.full((64, 64, 3), 90, dtype=np.uint8)
     mask = np.ones((64, 64), dtype=bool)
     face6 = np.array([[24, 28, 1], [40, 28, 1], [32, 36, 1], [32, 44, 1], [16, 32, 1], [48, 32, 1]], np.float32)
-    with_kp = generator.swap(crop, mask, face6, seed=0)
+    with_kp = generator.swap(crop, mask, face6[:points], seed=0)
     without = generator.swap(crop, mask, None, seed=0)
     assert not np.array_equal(with_kp, without)
     assert np.abs(with_kp.astype(np.int16) - 90).max() > 10

@@ -1,0 +1,129 @@
+"""People left uncovered by the spread tile search of ``coco_person`` in tracked video, against an exhaustive search.
+
+Run (offline, CPU; about 10 minutes on 2 shared cores)::
+
+    OMP_NUM_THREADS=1 python scripts/measure_body_spread.py [--frames 60]
+
+Clips: ``--frames`` frames from frame 200 of vtest.avi at its own 768x576 (walkers, still
+camera) and of the 1906 street film upscaled to 1280x720 (camera on a tram), encoded almost
+losslessly (crf 12). Truth: ``coco_person``'s box stage (CenterNet, whole frame plus every tile,
+no memory) on every frame, people scoring >= the ``body_mask`` preset's threshold. Each variant
+runs the whole tracked pipeline (:func:`realanon.video.anonymize_video`, preset ``body_mask``,
+tracking on, as the CLI runs it) with an audit; a true person leaks in a frame when less than
+half of their box lies in the replaced mask rebuilt from the audit (the rule of
+``scripts/benchmark.py leaks``). Also printed: the detector's CPU ms per frame inside that run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import av
+import cv2
+import numpy as np
+
+from realanon.config import load_preset
+from realanon.media import read_video_frames, street_film_path, vtest_path
+from realanon.pipeline import build_anonymizer
+from realanon.registry import DETECTORS
+
+# label -> coco_person options. "exhaustive": every tile and full detail on every tracked frame.
+VARIANTS: dict[str, dict[str, Any]] = {
+    "exhaustive (spread=1, video_detail_height=0)": {"box_options": {"spread": 1}, "video_detail_height": 0},
+    "spread=4, video_detail_height=96 (video default)": {},
+    "spread=6": {"box_options": {"spread": 6}},
+}
+
+
+def _benchmark() -> Any:
+    """scripts/benchmark.py as a module (for its leak rule: ``union_masks`` and ``covered_fraction``)."""
+    spec = importlib.util.spec_from_file_location("benchmark", Path(__file__).with_name("benchmark.py"))
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def write_clip(frames: list[np.ndarray], path: Path) -> list[np.ndarray]:
+    """Encodes ``frames`` at crf 12; returns the frames as decoded back (what the pipeline sees)."""
+    h, w = frames[0].shape[:2]
+    with av.open(str(path), "w") as out:
+        stream = out.add_stream("libx264", rate=25)
+        stream.width, stream.height, stream.pix_fmt, stream.options = w, h, "yuv420p", {"crf": "12"}
+        for rgb in frames:
+            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
+        out.mux(stream.encode(None))
+    with av.open(str(path)) as c:
+        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+
+
+class _Timed:
+    """Wraps a detector, adding up the CPU time of its calls; forwards ``set_tracked``."""
+
+    def __init__(self, detector: Any) -> None:
+        self.detector, self.seconds, self.calls = detector, 0.0, 0
+
+    def __call__(self, image: np.ndarray) -> Any:
+        t = time.process_time()
+        out = self.detector(image)
+        self.seconds += time.process_time() - t
+        self.calls += 1
+        return out
+
+    def set_tracked(self, tracked: bool) -> None:
+        self.detector.set_tracked(tracked)
+
+
+def run_variant(clip: Path, options: dict[str, Any], work: Path, bench: Any) -> tuple[dict[int, np.ndarray], float]:
+    """Replaced masks per frame and detector CPU ms per frame of one tracked pipeline run."""
+    from realanon.audit import AuditLog
+    from realanon.video import anonymize_video
+
+    config = load_preset("body_mask")
+    config = config.replace(detector_options={**config.detector_options, **options})
+    anonymizer = build_anonymizer(config)
+    timed = _Timed(anonymizer.detector)
+    anonymizer.detector = timed  # type: ignore[assignment]
+    audit = AuditLog()
+    anonymize_video(clip, work / f"out_{clip.stem}.mp4", anonymizer, audit=audit, track=True, progress=False)
+    masks = bench.union_masks(audit.to_json()["files"][0]["frames"], config.regions)
+    return masks, 1000 * timed.seconds / max(timed.calls, 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--frames", type=int, default=60)
+    args = parser.parse_args()
+    cv2.setNumThreads(1)
+    bench = _benchmark()
+    threshold = load_preset("body_mask").threshold or 0.0
+    print(f"{args.frames} frames from frame 200; truth: exhaustive centernet_person per frame (score >= {threshold}); "
+          "a person leaks when < 50% of their box is in the replaced mask; detector CPU ms per frame inside the "
+          "tracked run (shared machine: compare within a clip).\n")
+    print("| clip | variant | truth people | leaked people | frames with people | leaked frames | detector CPU ms/frame |\n"
+          "|---|---|---|---|---|---|---|")
+    clips = (("vtest.avi 768x576 (still camera)", vtest_path(), None),
+             ("street film 1280x720 (moving)", street_film_path(), (1280, 720)))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        for name, path, size in clips:
+            frames = read_video_frames(path, list(range(200, 200 + args.frames)))
+            if size is not None:
+                frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames]
+            clip = work / f"{path.stem}.mp4"
+            exhaustive = DETECTORS.build("centernet_person")
+            truth = [[d for d in exhaustive(rgb) if d.score >= threshold] for rgb in write_clip(frames, clip)]
+            for label, options in VARIANTS.items():
+                masks, ms = run_variant(clip, options, work, bench)
+                leaked = [sum(bench.covered_fraction(np.asarray(d.box_xyxy), masks[i]) < 0.5 for d in dets)
+                          for i, dets in enumerate(truth)]
+                print(f"| {name} | {label} | {sum(map(len, truth))} | {sum(leaked)} | {sum(map(bool, truth))} | "
+                      f"{sum(n > 0 for n in leaked)} | {ms:.0f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""Where ``coco_person``'s time goes: CPU and wall ms per stage on one 720p frame.
+
+Run (offline, CPU)::
+
+    OMP_NUM_THREADS=1 python scripts/profile_coco_person.py [--runs 3] [--threads 1]
+
+Frames: vtest.avi frame 300 (CCTV walkers) and street film frame 200 (camera on a tram), each
+resized to 1280x720. Stages, each timed on its own (median of ``--runs``): the CenterNet
+whole-frame pass, each tile pass, MoveNet on the person crops (``refine``), the person masks,
+then the whole detector call; "python overhead" is the whole call minus the stages. Also the
+whole call in tracked-video mode (``set_tracked(True)``, one tile group per call), averaged over
+one full cycle of tile groups. The machine may be shared: compare rows of one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import cv2
+import numpy as np
+
+from realanon.detectors.coco_boxes import letterbox
+from realanon.media import read_video_frames, street_film_path, vtest_path
+from realanon.registry import DETECTORS
+from realanon.structures import Detections
+
+
+def timed(fn: Callable[[], Any], runs: int) -> tuple[float, float, Any]:
+    """Median CPU ms and wall ms of ``fn()`` over ``runs`` calls, and its last result."""
+    cpu, wall, out = [], [], None
+    for _ in range(runs):
+        c0, w0 = time.process_time(), time.perf_counter()
+        out = fn()
+        cpu.append(1000 * (time.process_time() - c0))
+        wall.append(1000 * (time.perf_counter() - w0))
+    return statistics.median(cpu), statistics.median(wall), out
+
+
+def profile(name: str, frame: np.ndarray, runs: int, threads: int) -> list[str]:
+    det = DETECTORS.build("coco_person", threads=threads)
+    boxes = det.boxes
+    regions = [(0, 0, frame.shape[1], frame.shape[0]), *boxes.tile_regions(frame.shape[:2])]
+    rows = []
+    total_cpu = total_wall = 0.0
+    for i, (x1, y1, x2, y2) in enumerate(regions):
+        canvas = letterbox(np.ascontiguousarray(frame[y1:y2, x1:x2]), boxes.input_size)[0]
+        c, w, _ = timed(lambda canvas=canvas: boxes._run(canvas), runs)  # noqa: SLF001 - profiling
+        rows.append((f"centernet {'whole frame' if i == 0 else f'tile {i}'}", c, w))
+        total_cpu, total_wall = total_cpu + c, total_wall + w
+    people = det.people(boxes(frame))
+    dets = Detections(tuple(people), frame.shape[:2])
+    refined = dets
+    if det.keypoints is not None:
+        c, w, refined = timed(lambda: det.keypoints.refine(frame, dets), runs)
+        rows.append((f"movenet refine ({sum(p.height >= det.keypoints.min_height for p in people)} crops)", c, w))
+        total_cpu, total_wall = total_cpu + c, total_wall + w
+    c, w, _ = timed(lambda: det.masks(frame, refined), runs)
+    rows.append((f"masks ({len(people)} people)", c, w))
+    total_cpu, total_wall = total_cpu + c, total_wall + w
+    c, w, _ = timed(lambda: det(frame), runs)
+    rows.append(("python overhead (whole call - stages)", c - total_cpu, w - total_wall))
+    rows.append(("whole call, photo / untracked (every tile)", c, w))
+    det.set_tracked(True)
+    cycle = max(1, boxes.spread_groups(frame.shape[:2]))
+    det(frame)  # the first tracked call searches everything; the cycle after it is spread
+    c, w, _ = timed(lambda: [det(frame) for _ in range(cycle)], runs)
+    rows.append((f"whole call, tracked video (mean of {cycle} calls, one tile group each)", c / cycle, w / cycle))
+    return [f"| {name} | {label} | {c:.0f} | {w:.0f} |" for label, c, w in rows]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    args = parser.parse_args()
+    frames = {"vtest 300": read_video_frames(vtest_path(), [300])[0],
+              "street film 200": read_video_frames(street_film_path(), [200])[0]}
+    print(f"coco_person stages at 1280x720, onnxruntime threads={args.threads}, median of {args.runs}\n")
+    print("| frame | stage | CPU ms | wall ms |\n|---|---|---|---|")
+    for name, frame in frames.items():
+        frame = cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR)
+        print("\n".join(profile(name, frame, args.runs, args.threads)), flush=True)
+
+
+if __name__ == "__main__":
+    main()

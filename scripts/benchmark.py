@@ -269,6 +269,7 @@ def cmd_stages(args: argparse.Namespace) -> None:
 
     from realanon.composite import paste_regions
     from realanon.config import AnonymizerConfig
+    from realanon.interfaces import TrackedSearch
     from realanon.media import street_film_path
     from realanon.pipeline import DEFAULT_DETECTORS, build_anonymizer
     from realanon.regions import build_regions
@@ -283,6 +284,8 @@ def cmd_stages(args: argparse.Namespace) -> None:
     set_process_env()  # as `realanon anonymize` does before loading any model
     cv2.setNumThreads(args.threads)  # with --threads 1, OpenCV's work is in the timed thread
     anonymizer = build_anonymizer(AnonymizerConfig())  # `realanon anonymize CLIP`: face blur
+    if isinstance(anonymizer.detector, TrackedSearch):  # as in a tracked video run (the default)
+        anonymizer.detector.set_tracked(True)
     times: dict[str, float] = {}
     cpu_times: dict[str, float] = {}
     regions_total = 0
@@ -455,6 +458,8 @@ BODY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "coco_person": ("coco_person", {}),
     "coco_person-h48": ("coco_person", {"box_options": {"min_height": 48}}),
     "coco_person-h0": ("coco_person", {"box_options": {"min_height": 0}}),
+    "coco_person-spread6": ("coco_person", {"box_options": {"spread": 6}}),
+    "coco_person-exhaustive": ("coco_person", {"box_options": {"spread": 1}, "video_detail_height": 0}),
     "mediapipe_body": ("mediapipe_body", {}),
 }
 

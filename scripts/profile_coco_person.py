@@ -9,7 +9,9 @@ resized to 1280x720. Stages, each timed on its own (median of ``--runs``): the C
 whole-frame pass, each tile pass, MoveNet on the person crops (``refine``), the person masks,
 then the whole detector call; "python overhead" is the whole call minus the stages. Also the
 whole call in tracked-video mode (``set_tracked(True)``, one tile group per call), averaged over
-one full cycle of tile groups. The machine may be shared: compare rows of one run.
+one full cycle of tile groups. ``--spin``: one CenterNet pass at 1 and 2 onnxruntime threads
+with idle threads spinning (onnxruntime's default) or sleeping (realanon's). The machine may be
+shared: compare rows of one run.
 """
 
 from __future__ import annotations
@@ -72,11 +74,30 @@ def profile(name: str, frame: np.ndarray, runs: int, threads: int) -> list[str]:
     return [f"| {name} | {label} | {c:.0f} | {w:.0f} |" for label, c, w in rows]
 
 
+def spin_table(runs: int) -> list[str]:
+    """CPU and wall ms of one CenterNet pass at 1 and 2 intra-op threads, idle threads spinning or sleeping."""
+    from realanon.detectors.onnx_models import open_session
+
+    x = np.random.default_rng(0).integers(0, 255, (1, 512, 512, 3)).astype(np.float32)
+    rows = ["| onnxruntime intra-op threads | idle threads spin | CPU ms | wall ms |", "|---|---|---|---|"]
+    for threads, spinning in ((1, False), (2, True), (2, False)):
+        session = open_session("centernet", threads=threads, spinning=spinning)
+        name = session.get_inputs()[0].name
+        session.run(None, {name: x})
+        c, w, _ = timed(lambda: session.run(None, {name: x}), runs)  # noqa: B023 - called at once
+        rows.append(f"| {threads} | {'yes' if spinning else 'no'} | {c:.0f} | {w:.0f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
+    parser.add_argument("--spin", action="store_true", help="only: one CenterNet pass, threads spinning or not")
     args = parser.parse_args()
+    if args.spin:
+        print("\n".join(spin_table(max(args.runs, 5))))
+        return
     frames = {"vtest 300": read_video_frames(vtest_path(), [300])[0],
               "street film 200": read_video_frames(street_film_path(), [200])[0]}
     print(f"coco_person stages at 1280x720, onnxruntime threads={args.threads}, median of {args.runs}\n")

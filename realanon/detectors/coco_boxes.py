@@ -79,7 +79,7 @@ def search_tiles(image: np.ndarray, run: RunFn, input_size: int, min_height: flo
     Returns:
         ``(N, 4)`` float boxes in frame pixels and ``(N,)`` scores, best first.
     """
-    tiles = frame_tiles(image.shape[:2], input_size, min_height, overlap)
+    tiles = frame_tiles((image.shape[0], image.shape[1]), input_size, min_height, overlap)
     return search_regions(image, run, input_size, tiles, tiles, nms_iou)
 
 

@@ -81,11 +81,12 @@ def providers_for(device: str) -> list[str]:
 
 
 def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int | None = None,
-                 weights_dir: Path | None = None) -> Any:
+                 weights_dir: Path | None = None, spinning: bool = False) -> Any:
     """An ``onnxruntime.InferenceSession`` for a shipped model name or an ONNX file path.
 
     A shipped model is verified against the manifest's sha256 first; a path the user gives is
-    only checked to exist.
+    only checked to exist. ``spinning`` lets idle intra-op threads busy-wait (onnxruntime's
+    default; off here, as it burns CPU that decoding and encoding threads need).
 
     Raises:
         WeightsError: missing or altered file, or a file onnxruntime cannot load.
@@ -100,6 +101,9 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     options = ort.SessionOptions()
     options.intra_op_num_threads = default_threads() if threads is None else int(threads)
     options.inter_op_num_threads = 1
+    # Idle intra-op threads sleep instead of spinning: on 2 shared cores spinning doubled the CPU
+    # time of a CenterNet pass at 2 threads for no gain (scripts/profile_coco_person.py --spin).
+    options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(str(path), options, providers=providers_for(device))

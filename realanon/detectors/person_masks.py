@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import threading
+from collections.abc import Sequence
 from dataclasses import replace
 
 import cv2
@@ -160,25 +161,43 @@ def disjoint_masks(people: list[Detection]) -> list[Detection]:
     """Gives each pixel claimed by several masks to the person with the nearest anchor point.
 
     Anchors are a person's visible keypoints, or points on the vertical axis of their box.
-    Afterwards no two masks overlap and their union is unchanged.
+    Afterwards no two masks overlap and their union is unchanged. Only the rectangles where two
+    masks' bounding boxes meet are examined (a pixel claimed twice lies in one).
     """
     masked = [i for i, d in enumerate(people) if d.mask is not None]
     if len(masked) < 2:
         return people
-    stack = np.stack([people[i].mask for i in masked])  # type: ignore[misc]
+    masks = {i: people[i].mask.copy() for i in masked}  # type: ignore[union-attr]
+    rects = {i: cv2.boundingRect(masks[i].view(np.uint8)) for i in masked}  # x, y, w, h
+    anchors = {i: _anchors(people[i]) for i in masked}
+    for a, i in enumerate(masked):
+        for j in masked[a + 1:]:
+            meet = _intersection(rects[i], rects[j])
+            if meet is not None:
+                _settle(meet, [k for k in masked if _intersection(rects[k], meet) is not None], masks, anchors)
+    return [replace(d, mask=masks[i]) if i in masks else d for i, d in enumerate(people)]
+
+
+def _intersection(a: Sequence[int], b: Sequence[int]) -> tuple[int, int, int, int] | None:
+    """Intersection of two ``(x, y, w, h)`` rectangles as XYXY, or None when empty."""
+    x1, y1 = max(a[0], b[0]), max(a[1], b[1])
+    x2, y2 = min(a[0] + a[2], b[0] + b[2]), min(a[1] + a[3], b[1] + b[3])
+    return (x1, y1, x2, y2) if x2 > x1 and y2 > y1 else None
+
+
+def _settle(rect: tuple[int, int, int, int], owners: list[int], masks: dict[int, np.ndarray],
+            anchors: dict[int, np.ndarray]) -> None:
+    """Within ``rect`` (XYXY), each pixel several of ``owners`` claim goes to the nearest anchor's owner."""
+    x1, y1, x2, y2 = rect
+    stack = np.stack([masks[k][y1:y2, x1:x2] for k in owners])
     ys, xs = np.nonzero(stack.sum(axis=0) > 1)
     if not len(ys):
-        return people
-    pix = np.stack([xs, ys], axis=1).astype(np.float32)
-    dist = np.empty((len(masked), len(ys)), dtype=np.float32)
-    for row, i in enumerate(masked):
-        anchors = _anchors(people[i])
-        d = np.sqrt(((pix[:, None, :] - anchors[None, :, :]) ** 2).sum(axis=2)).min(axis=1)
+        return
+    pix = np.stack([xs + x1, ys + y1], axis=1).astype(np.float32)
+    dist = np.empty((len(owners), len(ys)), dtype=np.float32)
+    for row, k in enumerate(owners):
+        d = np.sqrt(((pix[:, None, :] - anchors[k][None, :, :]) ** 2).sum(axis=2)).min(axis=1)
         dist[row] = np.where(stack[row, ys, xs], d, np.inf)
     owner = dist.argmin(axis=0)
-    out = list(people)
-    for row, i in enumerate(masked):
-        mask = stack[row].copy()
-        mask[ys, xs] = owner == row
-        out[i] = replace(people[i], mask=mask)
-    return out
+    for row, k in enumerate(owners):
+        masks[k][ys + y1, xs + x1] = stack[row, ys, xs] & (owner == row)

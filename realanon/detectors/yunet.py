@@ -127,7 +127,7 @@ class YuNetDetector:
         change_threshold: float = 8.0,
         refresh_every: int = 30,
         nms_iou: float = 0.3,
-        spread: int = 4,
+        spread: int = 1,
         cut_threshold: float = 20.0,
     ) -> None:
         if coarse_size < 64:

@@ -5,11 +5,13 @@ CPU only, offline, no training. Donors come from a bank built by
 For every face region the generator:
 
 1. meshes the face in the crop with mediapipe FaceMesh (478 landmarks);
-2. draws an identity from the region's seed: a blend of two or three donor people with
-   seeded weights (:mod:`~realanon.generators.face_identity`; a video track keeps its seed and
-   so its identity; no two regions of one frame get the same blend; donor people whose face is
-   within ``min_distance`` (dlib) of a meshed face of the frame are left out), and for each
-   donor person its view closest in head pose, eye and mouth opening and skin tone;
+2. chooses an identity by rejection in dlib's descriptor space
+   (:mod:`~realanon.generators.face_choice`): candidates are blends of two or three donor
+   people with a face-shape variation, from a numbered pool whose descriptors are computed
+   once; the region's seed orders the pool and the first candidate at least ``min_distance``
+   from every meshed face of the frame and every identity already given in it is taken (a
+   video track keeps its seed and so its identity); for each donor person, its view closest
+   in head pose, eye and mouth opening and skin tone is used;
 3. ``mode="face"`` (default) replaces the inner face only, brows to chin and cheek to cheek,
    keeping the person's hair, ears and head outline: the donors are warped onto one geometry
    near theirs (eyes and lips nearer the target's, so closed eyes and open mouths carry over),
@@ -35,9 +37,10 @@ import numpy as np
 
 from realanon.generators._util import mask_bbox
 from realanon.generators.donor_head import blend_head, head_layer
-from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities, too_close
+from realanon.generators.face_choice import IdentityChooser, pool_candidate
+from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities
 from realanon.generators.face_inner import eyes_open
-from realanon.generators.face_render import DonorSet, replace_inner_face, replace_without_mesh
+from realanon.generators.face_render import DonorSet, canonical_face, replace_inner_face, replace_without_mesh
 from realanon.generators.face_warp import (
     FACE6_MESH_INDEX,
     FaceMesher,
@@ -163,9 +166,15 @@ class DonorFaceSwap:
             closed eyes and open mouths carry over; at least ``keep_shape``.
         work_face_px: Face height of the working copy in ``mode="face"`` (speed; the donors are
             about 110 px high).
-        min_distance: Donor people whose face is closer than this (dlib descriptor distance;
-            0.6 = same person) to any meshed face of the frame are not used; 0 turns the check
-            (and its cost, one descriptor per face) off.
+        min_distance: A new identity is taken only when its descriptor (dlib; 0.6 = same
+            person) is at least this far from every meshed face of the frame and from every
+            identity already given in the frame (else the farthest of the candidates tried); a
+            seed keeps its identity while it stays 0.6 away. 0 turns the check (and its cost, one
+            descriptor per face) off: the seed alone picks from the pool.
+        pool_size: Candidate identities in the pool (their descriptors are computed once each,
+            when first needed).
+        shape_strength: Size of the seeded face-shape variation (0: none; see
+            :mod:`~realanon.generators.face_variation`).
     """
 
     bank: str | None = None
@@ -178,6 +187,8 @@ class DonorFaceSwap:
     keep_features: float = 0.3
     work_face_px: int = 160
     min_distance: float = 0.75
+    pool_size: int = 64
+    shape_strength: float = 1.0
 
     def __post_init__(self) -> None:
         if self.target != "face":
@@ -193,6 +204,9 @@ class DonorFaceSwap:
             raise ValueError(f"mode must be face or head, got {self.mode!r}")
         if not 1 <= self.max_mix <= 3:
             raise ValueError(f"max_mix must be 1, 2 or 3, got {self.max_mix}")
+        if self.pool_size < 1 or self.shape_strength < 0:
+            raise ValueError(f"pool_size must be >= 1 and shape_strength >= 0, got {self.pool_size}, "
+                             f"{self.shape_strength}")
         if self.work_face_px < 32:
             raise ValueError(f"work_face_px must be at least 32, got {self.work_face_px}")
         object.__setattr__(self, "exclude_persons", tuple(self.exclude_persons))
@@ -237,22 +251,33 @@ class DonorFaceSwap:
         return out
 
     def identities(self, seeds: tuple[int, ...] | list[int], avoid: tuple[str, ...] = ()) -> list[Identity]:
-        """One identity per region seed of a batch; no two alike (see :func:`assign_identities`)."""
+        """One identity per region seed by seed alone, without looking (see :func:`assign_identities`)."""
         return assign_identities(list(seeds), self.persons, self.max_mix, avoid)
 
-    def lookalikes(self, crops: list[np.ndarray], targets: list[np.ndarray | None]) -> tuple[str, ...]:
-        """Donor persons closer than ``min_distance`` to any meshed face of the batch."""
-        if self.min_distance <= 0 or all(t is None for t in targets):
-            return ()
-        found = [self.describer.describe(c, _oval_box(t)) for c, t in zip(crops, targets) if t is not None]
-        return tuple(sorted(too_close(found, self.person_descriptors, self.min_distance)))
+    @cached_property
+    def chooser(self) -> IdentityChooser:
+        """The identity pool, its descriptor cache and each seed's identity (see :class:`IdentityChooser`)."""
+        return IdentityChooser(lambda n: pool_candidate(n, self.persons, self.max_mix, self.shape_strength),
+                               self.identity_descriptor, self.pool_size, self.min_distance)
+
+    def identity_descriptor(self, identity: Identity) -> np.ndarray:
+        """Descriptor of ``identity``'s own face (its donors' most frontal views, on its shape)."""
+        image, landmarks = canonical_face(self.donor_set(identity, None, None))
+        return self.describer.describe(image, _oval_box(landmarks))
+
+    def choose_identities(self, seeds: tuple[int, ...] | list[int], crops: list[np.ndarray],
+                          targets: list[np.ndarray | None]) -> list[Identity]:
+        """One identity per region of a frame, none within ``min_distance`` of its faces or of each other."""
+        found = [] if self.min_distance <= 0 else [
+            self.describer.describe(c, _oval_box(t)) for c, t in zip(crops, targets) if t is not None]
+        return self.chooser.choose(list(seeds), found)
 
     def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
         for kind in batch.kinds:
             if kind != "face":
                 raise ValueError(f"the donor generator replaces faces only, got a {kind!r} region")
         targets = [self.find_target(c, m) if m.any() else None for c, m in zip(batch.crops, batch.replace_masks)]
-        identities = self.identities(batch.seeds, self.lookalikes(list(batch.crops), targets))
+        identities = self.choose_identities(batch.seeds, list(batch.crops), targets)
         return [
             self.render(crop, mask, face_anchors(kps, layout), seed, identity, target)
             for crop, mask, kps, layout, seed, identity, target in zip(
@@ -281,7 +306,7 @@ class DonorFaceSwap:
             return crop.copy()
         target = self.find_target(crop, mask)
         if identity is None:
-            identity = self.identities([seed], self.lookalikes([crop], [target]))[0]
+            identity = self.choose_identities([seed], [crop], [target])[0]
         return self.render(crop, mask, face6, seed, identity, target)
 
     def render(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,
@@ -316,25 +341,26 @@ class DonorFaceSwap:
         inside = 0 <= cy < mask.shape[0] and 0 <= cx < mask.shape[1] and bool(mask[cy, cx])
         return target if inside and face_span(target) >= (y2 - y1) / 3 else None
 
-    def donor_set(self, identity: Identity, crop: np.ndarray, target: np.ndarray | None) -> DonorSet:
-        """The views of the identity's donor people that best fit the target, with their weights."""
-        wanted = self.target_features(crop, target)
+    def donor_set(self, identity: Identity, crop: np.ndarray | None, target: np.ndarray | None) -> DonorSet:
+        """The views of the identity's donor people that best fit the target (None: most frontal)."""
+        wanted = {} if crop is None else self.target_features(crop, target)
         indices = [self.best_view(p, crop, target, wanted) for p in identity.persons]
         return DonorSet(
             tuple(self.donors.image(i) for i in indices),
             tuple(self.donors.landmarks[i] for i in indices),
             np.asarray(identity.weights, dtype=np.float32),
             self.donors.triangles,
+            identity.shape,
         )
 
-    def target_features(self, crop: np.ndarray, landmarks: np.ndarray | None) -> dict[str, Any]:
+    def target_features(self, crop: np.ndarray | None, landmarks: np.ndarray | None) -> dict[str, Any]:
         """What donor views are matched on: head pose, skin colour, mouth and eye opening."""
-        if landmarks is None:
+        if landmarks is None or crop is None:
             return {}
         return {"pose": head_pose(landmarks), "skin_lab": mean_skin_lab(crop, skin_mask(landmarks, crop.shape[:2])),
                 "mouth": mouth_open(landmarks), "eyes": eyes_open(landmarks)}
 
-    def best_view(self, person: str, crop: np.ndarray, landmarks: np.ndarray | None,
+    def best_view(self, person: str, crop: np.ndarray | None, landmarks: np.ndarray | None,
                   features: dict[str, Any] | None = None) -> int:
         """Index of ``person``'s view closest to the target in pose, mouth, eyes and skin tone.
 

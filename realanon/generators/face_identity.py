@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 
 # Dirichlet concentration of the main donor and of the others: the main donor usually weighs
@@ -22,10 +23,14 @@ _MAIN_CONCENTRATION, _OTHER_CONCENTRATION = 10.0, 1.5
 
 @dataclass(frozen=True)
 class Identity:
-    """A synthetic person: donor people and their weights (main donor first, weights sum to 1)."""
+    """A synthetic person: donor people and their weights (main donor first, weights sum to 1).
+
+    ``shape`` is an optional face-shape variation (see :mod:`~realanon.generators.face_variation`).
+    """
 
     persons: tuple[str, ...]
     weights: tuple[float, ...]
+    shape: tuple[float, ...] = ()
 
     @property
     def main(self) -> str:
@@ -120,10 +125,30 @@ class FaceDescriber:
 
     def describe(self, image_rgb: np.ndarray, box_xyxy: Sequence[float]) -> np.ndarray:
         """``(128,)`` float64 descriptor of the face in ``box_xyxy`` (pixels) of an RGB uint8 image."""
-        image = np.ascontiguousarray(image_rgb)
-        x1, y1, x2, y2 = (int(round(v)) for v in box_xyxy)
+        image, box = _face_at_chip_size(image_rgb, box_xyxy)
+        x1, y1, x2, y2 = (int(round(v)) for v in box)
         shape = self._shape(image, self._rect(x1, y1, x2, y2))
         return np.array(self._encoder.compute_face_descriptor(image, shape), dtype=np.float64)
+
+
+# dlib aligns the face onto a 150-px chip; larger faces are first cut out and scaled down to
+# about this height (same descriptor, much less work for the chip extraction).
+_DESCRIBE_FACE_PX = 200
+
+
+def _face_at_chip_size(image_rgb: np.ndarray, box_xyxy: Sequence[float]) -> tuple[np.ndarray, tuple[float, ...]]:
+    """The face's surroundings, scaled so the face is at most ``_DESCRIBE_FACE_PX`` high, and its box there."""
+    x1, y1, x2, y2 = (float(v) for v in box_xyxy)
+    scale = min(1.0, _DESCRIBE_FACE_PX / max(y2 - y1, 1.0))
+    if scale >= 1.0:
+        return np.ascontiguousarray(image_rgb), (x1, y1, x2, y2)
+    pad = 0.5 * max(x2 - x1, y2 - y1)
+    h, w = image_rgb.shape[:2]
+    cx1, cy1 = max(int(x1 - pad), 0), max(int(y1 - pad), 0)
+    cx2, cy2 = min(int(x2 + pad) + 1, w), min(int(y2 + pad) + 1, h)
+    part = cv2.resize(image_rgb[cy1:cy2, cx1:cx2], None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
+    box = ((x1 - cx1) * scale, (y1 - cy1) * scale, (x2 - cx1) * scale, (y2 - cy1) * scale)
+    return np.ascontiguousarray(part), box
 
 
 def too_close(descriptors: Sequence[np.ndarray | None], persons: dict[str, np.ndarray],

@@ -24,6 +24,7 @@ from realanon.generators.face_inner import (
     match_histograms,
     mixed_shape,
 )
+from realanon.generators.face_variation import vary_shape
 from realanon.generators.face_warp import (
     FACE6_MESH_INDEX,
     extend_landmarks,
@@ -55,12 +56,26 @@ class DonorSet:
         landmarks: ``(478, 3)`` float32 landmarks of each, in its crop's pixels.
         weights: ``(k,)`` blend weights summing to 1.
         triangles: ``(T, 3)`` triangulation of :func:`extend_landmarks` points.
+        shape: The identity's face-shape variation (see :func:`vary_shape`); empty for none.
     """
 
     images: tuple[np.ndarray, ...]
     landmarks: tuple[np.ndarray, ...]
     weights: np.ndarray
     triangles: np.ndarray
+    shape: tuple[float, ...] = ()
+
+
+def canonical_face(donors: DonorSet) -> tuple[np.ndarray, np.ndarray]:
+    """The identity's own face: the blend on its own (varied) shape, on the main donor's crop.
+
+    Returns:
+        ``(S, S, 3)`` uint8 RGB image and its ``(478, 3)`` landmarks (what the identity's
+        descriptor is computed on).
+    """
+    geometry = vary_shape(mixed_shape(donors.landmarks[0], list(donors.landmarks), donors.weights, 0.0, 0.0),
+                          donors.shape)
+    return render_blend(donors, geometry, donors.images[0].shape), geometry
 
 
 def render_blend(donors: DonorSet, geometry: np.ndarray, size_hw: tuple[int, ...]) -> np.ndarray:
@@ -133,7 +148,8 @@ def replace_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, d
     work_wh = (max(2, round((x2 - x1) * scale)), max(2, round((y2 - y1) * scale)))
     work = _resize(sub, work_wh)
     target_w = _to_work(target, box, scale)
-    geometry = mixed_shape(target_w, list(donors.landmarks), donors.weights, keep, keep_features)
+    geometry = vary_shape(mixed_shape(target_w, list(donors.landmarks), donors.weights, keep, keep_features),
+                          donors.shape)
     texture = render_blend(donors, geometry, work.shape)
     toned = fit_tone(texture, skin_mask(geometry, work.shape[:2]), work, skin_mask(target_w, work.shape[:2]),
                      TONE_SIGMA * face_height(target_w))
@@ -197,7 +213,8 @@ def replace_without_mesh(crop: np.ndarray, mask: np.ndarray, anchors: np.ndarray
     Returns:
         ``(h, w, 3)`` uint8 RGB; pixels outside ``mask`` equal ``crop``.
     """
-    reference = mixed_shape(donors.landmarks[0], list(donors.landmarks), donors.weights, 0.0, 0.0)
+    reference = vary_shape(mixed_shape(donors.landmarks[0], list(donors.landmarks), donors.weights, 0.0, 0.0),
+                           donors.shape)
     placed = fallback_geometry(reference, anchors, mask)
     ys, xs = np.nonzero(mask)
     box = (int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)

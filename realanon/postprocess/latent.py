@@ -65,7 +65,7 @@ class LatentOptions:
             texture while colour, brightness and contrast move (0 disables it).
     """
 
-    steps: int = 40
+    steps: int = 60
     lr: float = 0.05
     channels: str = "sv"
     loss: LossName = "quantile"

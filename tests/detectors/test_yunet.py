@@ -179,7 +179,7 @@ def test_yunet_spread_search_covers_every_stripe_within_spread_frames(monkeypatc
 
 
 def test_yunet_searches_everything_when_not_tracked_and_at_scene_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
-    detector = YuNetDetector(fine_scales=[1.0], refresh_every=0)
+    detector = YuNetDetector(fine_scales=[1.0], refresh_every=0, spread=4)
     boxes = _fine_boxes(monkeypatch, detector)
     for frame in _moving_frames(3):  # never told it is tracked (photos, untracked video): no spreading
         detector(frame)

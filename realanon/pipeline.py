@@ -24,11 +24,8 @@ DEFAULT_DETECTORS: dict[str, str] = {"face": "yunet", "body": "coco_person"}
 # Still images are searched more thoroughly than video frames, where speed matters: 384-px
 # tiles found every face of the group-photo-like emotion sheets and faces from 14 px on the
 # 720p collage (docs/regions.md), for about 70 ms per 1080p image on CPU. yunet searches every
-# photo whole at full resolution (its memory of unchanged parts is for consecutive video frames).
-DEFAULT_PHOTO_DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {
-    "mediapipe_face": {"tile_size": 384},
-    "yunet": {"reuse_unchanged": False},
-}
+# photo and every video frame whole at full resolution by default.
+DEFAULT_PHOTO_DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {"mediapipe_face": {"tile_size": 384}}
 
 
 def region_seed(base_seed: int, key: Sequence[int]) -> int:

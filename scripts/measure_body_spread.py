@@ -2,7 +2,7 @@
 
 Run (offline, CPU; about 10 minutes on 2 shared cores)::
 
-    OMP_NUM_THREADS=1 python scripts/measure_body_spread.py [--frames 60]
+    OMP_NUM_THREADS=1 python scripts/measure_body_spread.py [--frames 60] [--clips vtest,film] [--only LABEL]
 
 Clips: ``--frames`` frames from frame 200 of vtest.avi at its own 768x576 (walkers, still
 camera) and of the 1906 street film upscaled to 1280x720 (camera on a tram), encoded almost
@@ -36,6 +36,7 @@ from realanon.registry import DETECTORS
 VARIANTS: dict[str, dict[str, Any]] = {
     "exhaustive (spread=1, video_detail_height=0)": {"box_options": {"spread": 1}, "video_detail_height": 0},
     "spread=4, video_detail_height=96 (video default)": {},
+    "spread=2": {"box_options": {"spread": 2}},
     "spread=6": {"box_options": {"spread": 6}},
 }
 
@@ -97,6 +98,8 @@ def run_variant(clip: Path, options: dict[str, Any], work: Path, bench: Any) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=60)
+    parser.add_argument("--clips", default="vtest,film", help="vtest and/or film")
+    parser.add_argument("--only", default="", help="run only the variants whose label contains this")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     bench = _benchmark()
@@ -106,8 +109,9 @@ def main() -> None:
           "tracked run (shared machine: compare within a clip).\n")
     print("| clip | variant | truth people | leaked people | frames with people | leaked frames | detector CPU ms/frame |\n"
           "|---|---|---|---|---|---|---|")
-    clips = (("vtest.avi 768x576 (still camera)", vtest_path(), None),
-             ("street film 1280x720 (moving)", street_film_path(), (1280, 720)))
+    clips = [(name, path, size) for key, name, path, size in (
+        ("vtest", "vtest.avi 768x576 (still camera)", vtest_path(), None),
+        ("film", "street film 1280x720 (moving)", street_film_path(), (1280, 720))) if key in args.clips.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         for name, path, size in clips:
@@ -118,6 +122,8 @@ def main() -> None:
             exhaustive = DETECTORS.build("centernet_person")
             truth = [[d for d in exhaustive(rgb) if d.score >= threshold] for rgb in write_clip(frames, clip)]
             for label, options in VARIANTS.items():
+                if args.only not in label:
+                    continue
                 masks, ms = run_variant(clip, options, work, bench)
                 leaked = [sum(bench.covered_fraction(np.asarray(d.box_xyxy), masks[i]) < 0.5 for d in dets)
                           for i, dets in enumerate(truth)]

@@ -66,7 +66,7 @@ METHODS: dict[str, tuple[str, dict[str, object]]] = {
     "gan": ("gan", {}),
 }
 REALISTIC = ("donor head", "donor face", "gan")
-# Timed too: the inner-face donor without its look-alike check (one dlib descriptor per face).
+# Timed too: the inner-face donor without its identity checks (one or two dlib descriptors per face).
 METHODS["donor face, min_distance=0"] = ("donor", {"min_distance": 0.0})
 SHEET_SIDE, MIN_GROUP_FACE = 768, 40
 

@@ -166,10 +166,9 @@ def test_partial_face_replaces_only_the_top(astronaut: np.ndarray) -> None:
 
 
 def test_photos_get_their_own_detector_options() -> None:
-    # The default face detector remembers unchanged parts of consecutive video frames; photos
-    # are each searched whole.
+    # The default face detector searches video frames and photos alike, each one whole.
     default = build_anonymizer(AnonymizerConfig(method="mask"))
-    assert default.detector.reuse_unchanged and not default.photo_detector.reuse_unchanged  # type: ignore[attr-defined,union-attr]
+    assert not default.detector.reuse_unchanged and default.photo_detector is None  # type: ignore[attr-defined]
     mp = AnonymizerConfig(method="mask", detector="mediapipe_face")
     tiled = build_anonymizer(mp)
     assert tiled.detector.tile_size == 640 and tiled.photo_detector.tile_size == 384  # type: ignore[attr-defined,union-attr]

@@ -31,7 +31,10 @@ from realanon.structures import Detection, Detections
 # CenterNet found 6/6 vtest walkers scaled to ~20 px tall in its 512-px input (docs/regions.md).
 _MIN_INPUT_HEIGHT = 20.0
 _PAD_VALUE = 114
-SPREAD = 4  # default tile groups in tracked video: every tile searched once every 4 frames
+# Default tile groups in tracked video: 1, every tile on every frame. Spreading them over 4 frames
+# cost a third of the CPU but left 7 people-frames of 839 uncovered on the moving street film
+# where the whole search left 4 (scripts/measure_body_spread.py, docs/regions.md): a user's choice.
+SPREAD = 1
 PERSON = 0  # COCO class index of "person" in both models' outputs
 
 RunFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]

@@ -10,7 +10,7 @@ detector searches
 * at each of ``fine_scales`` (default 1 and 0.5: the frame's own resolution for faces from
   10-12 px, half of it for soft, blurred or upscaled faces that look sharp only when shrunk,
   as in the upscaled street film), for the faces the coarse pass misses: the whole frame on the first call, then, with ``reuse_unchanged``
-  (default), only where the frame changed since it was last searched. The frame is cut in
+  (off by default), only where the frame changed since it was last searched. The frame is cut in
   32-px cells; a cell counts as changed when one of its 8x8 blocks' mean grey level differs
   from the last searched version by ``change_threshold`` or more (so slow drift adds up until
   the cell is searched again). Each group of changed cells is searched with a margin; the
@@ -104,6 +104,9 @@ class YuNetDetector:
             around it, so faces up to about this size centred in it are seen whole.
         reuse_unchanged: Keep the small faces found earlier where the frame has not changed
             since (for video from one camera; a new frame size searches everything again).
+            Off by default: on vtest at 1080p it left 16 of 240 faces uncovered that the
+            whole search finds (``scripts/measure_spread_leaks.py``, docs/regions.md); a
+            missed face is a leak, so saving time this way is the user's choice.
         change_threshold: Mean absolute grey-level difference of an 8x8 block (0-255) from
             which its cell counts as changed.
         refresh_every: With ``reuse_unchanged``, every this many calls the whole frame is
@@ -123,7 +126,7 @@ class YuNetDetector:
         fine_scales: Sequence[float] = (1.0, 0.5),
         cell_size: int = 32,
         search_margin: int = 64,
-        reuse_unchanged: bool = True,
+        reuse_unchanged: bool = False,
         change_threshold: float = 8.0,
         refresh_every: int = 30,
         nms_iou: float = 0.3,

@@ -29,13 +29,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Any
 
-import cv2
 import numpy as np
 
 from realanon.generators._util import mask_bbox
+from realanon.generators.donor_bank import DEFAULT_BANK, DonorBank, rank_donors
 from realanon.generators.donor_head import blend_head, head_layer
 from realanon.generators.face_choice import IdentityChooser, pool_candidate
 from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities
@@ -50,98 +49,12 @@ from realanon.generators.face_warp import (
     mouth_open,
     skin_mask,
 )
-from realanon.paths import project_dir
 from realanon.structures import GenerationBatch
 
-DEFAULT_BANK = project_dir("weights") / "donors" / "bank.npz"
-# Matching cost units: this many degrees of yaw/pitch, LAB units of skin colour, or
-# mouth- or eye-opening fraction each cost 1.
-_POSE_DEG, _SKIN_LAB, _MOUTH, _EYES = 12.0, 12.0, 0.05, 0.1
 # Default share of the target's face geometry kept, per mode (see ``keep_shape``).
 FACE_KEEP_SHAPE, HEAD_KEEP_SHAPE = 0.1, 0.5
-
-
-@dataclass(frozen=True)
-class DonorBank:
-    """Donor faces and what they are matched on (see ``scripts/build_donor_bank.py``).
-
-    Attributes:
-        jpeg: Concatenated JPEG bytes of the ``(S, S, 3)`` crops; crop ``i`` is
-            ``jpeg[offsets[i]:offsets[i + 1]]``.
-        offsets: ``(N + 1,)`` int64 offsets into ``jpeg``.
-        landmarks: ``(N, 478, 3)`` float32 FaceMesh landmarks in crop pixels.
-        alpha: ``(N, S, S)`` uint8 person matte of each crop (255 = head and hair).
-        pose: ``(N, 3)`` float32 ``(yaw, pitch, roll)`` degrees.
-        skin_lab: ``(N, 3)`` float32 mean skin colour in CIELAB.
-        mouth: ``(N,)`` float32 mouth opening (see :func:`face_warp.mouth_open`).
-        person: ``(N,)`` str person id of each donor (``"P001"`` ...).
-        source: ``(N,)`` str file each donor was cut from.
-        triangles: ``(T, 3)`` int32 triangulation of the extended landmarks.
-    """
-
-    jpeg: np.ndarray
-    offsets: np.ndarray
-    landmarks: np.ndarray
-    alpha: np.ndarray
-    pose: np.ndarray
-    skin_lab: np.ndarray
-    mouth: np.ndarray
-    person: np.ndarray
-    source: np.ndarray
-    triangles: np.ndarray
-
-    @staticmethod
-    def load(path: str | Path) -> DonorBank:
-        """Reads a bank written by ``scripts/build_donor_bank.py`` (never unpickles)."""
-        path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(
-                f"donor bank {path} not found; build it with `python scripts/build_donor_bank.py --out {path.parent}`"
-            )
-        with np.load(path, allow_pickle=False) as z:
-            return DonorBank(
-                z["jpeg"], z["jpeg_offsets"], z["landmarks"], z["alpha"], z["pose"], z["skin_lab"], z["mouth_open"],
-                z["person"].astype(str), z["source"].astype(str), z["triangles"],
-            )
-
-    def __len__(self) -> int:
-        return len(self.person)
-
-    def image(self, index: int) -> np.ndarray:
-        """Donor ``index`` as an ``(S, S, 3)`` uint8 RGB crop."""
-        data = self.jpeg[self.offsets[index] : self.offsets[index + 1]]
-        return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def rank_donors(bank: DonorBank, pose: np.ndarray | None, skin_lab: np.ndarray | None, mouth: float | None,
-                exclude: tuple[str, ...], eyes: float | None = None,
-                donor_eyes: np.ndarray | None = None) -> np.ndarray:
-    """Indices of the allowed donors, best match first.
-
-    Args:
-        bank: The donor bank.
-        pose: Target ``(yaw, pitch, roll)`` degrees, or None to prefer frontal donors.
-        skin_lab: Target mean skin LAB, or None to ignore colour.
-        mouth: Target mouth opening, or None to ignore it.
-        exclude: Person ids never to choose.
-        eyes: Target eye opening (see :func:`face_inner.eyes_open`), or None to ignore it.
-        donor_eyes: ``(N,)`` eye opening of every donor; needed with ``eyes``.
-
-    Raises:
-        ValueError: when every donor is excluded.
-    """
-    allowed = np.flatnonzero(~np.isin(bank.person, list(exclude)))
-    if allowed.size == 0:
-        raise ValueError(f"every donor is excluded ({', '.join(exclude)}); nothing to swap in")
-    target_pose = np.zeros(2, np.float32) if pose is None else pose[:2]
-    cost = np.linalg.norm((bank.pose[allowed, :2] - target_pose) / _POSE_DEG, axis=1)
-    if skin_lab is not None:
-        cost += np.linalg.norm(bank.skin_lab[allowed] - skin_lab, axis=1) / _SKIN_LAB
-    if mouth is not None:
-        cost += np.abs(bank.mouth[allowed] - mouth) / _MOUTH
-    if eyes is not None and donor_eyes is not None:
-        cost += np.abs(donor_eyes[allowed] - eyes) / _EYES
-    return allowed[np.argsort(cost, kind="stable")]
+# Identities tried per face when its rendered face is too close to the original.
+VERIFY_TRIES = 3
 
 
 @dataclass(frozen=True)
@@ -171,6 +84,9 @@ class DonorFaceSwap:
             identity already given in the frame (else the farthest of the candidates tried); a
             seed keeps its identity while it stays 0.6 away. 0 turns the check (and its cost, one
             descriptor per face) off: the seed alone picks from the pool.
+        verify_distance: In ``mode="face"``, each replaced face is described once more (per
+            seed and identity) and its identity redrawn while it is closer than this to the
+            original (at most ``VERIFY_TRIES`` times); 0 turns this off. Needs ``min_distance > 0``.
         pool_size: Candidate identities in the pool (their descriptors are computed once each,
             when first needed).
         shape_strength: Size of the seeded face-shape variation (0: none; see
@@ -187,6 +103,7 @@ class DonorFaceSwap:
     keep_features: float = 0.3
     work_face_px: int = 160
     min_distance: float = 0.75
+    verify_distance: float = 0.65
     pool_size: int = 64
     shape_strength: float = 1.0
 
@@ -265,26 +182,56 @@ class DonorFaceSwap:
         image, landmarks = canonical_face(self.donor_set(identity, None, None))
         return self.describer.describe(image, _oval_box(landmarks))
 
+    def originals(self, crops: list[np.ndarray], targets: list[np.ndarray | None]) -> list[np.ndarray | None]:
+        """Descriptor of each meshed face (None where unmeshed, or everywhere with ``min_distance = 0``)."""
+        if self.min_distance <= 0:
+            return [None] * len(crops)
+        return [None if t is None else self.describer.describe(c, _oval_box(t)) for c, t in zip(crops, targets)]
+
     def choose_identities(self, seeds: tuple[int, ...] | list[int], crops: list[np.ndarray],
                           targets: list[np.ndarray | None]) -> list[Identity]:
         """One identity per region of a frame, none within ``min_distance`` of its faces or of each other."""
-        found = [] if self.min_distance <= 0 else [
-            self.describer.describe(c, _oval_box(t)) for c, t in zip(crops, targets) if t is not None]
+        found = [d for d in self.originals(crops, targets) if d is not None]
         return self.chooser.choose(list(seeds), found)
+
+    def verified(self, out: np.ndarray, args: tuple[Any, ...], original: np.ndarray | None,
+                 found: list[np.ndarray], seeds: tuple[int, ...]) -> np.ndarray:
+        """``out`` (rendered from ``args`` of :meth:`render`) once its face is ``verify_distance`` from the original.
+
+        Otherwise the seed's identity is rejected and the next one drawn, up to ``VERIFY_TRIES``
+        times. A seed's (identity, face) pair that passed once is not described again.
+        """
+        crop, mask, face6, seed, _, target = args
+        if original is None or target is None or self.verify_distance <= 0 or self.mode != "face":
+            return out
+        for _ in range(VERIFY_TRIES):
+            number = self.chooser.number(seed)
+            if (seed, number) in self.chooser.verified:
+                return out
+            if float(np.linalg.norm(self.describer.describe(out, _oval_box(target)) - original)) >= \
+                    self.verify_distance:
+                self.chooser.verified.add((seed, number))
+                return out
+            self.chooser.reject(seed)
+            taken = [self.chooser.number(s) for s in seeds if s != seed and s in self.chooser.by_seed]
+            identity = self.chooser.choose([seed], found, taken)[0]
+            out = self.render(crop, mask, face6, seed, identity, target)
+        return out
 
     def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
         for kind in batch.kinds:
             if kind != "face":
                 raise ValueError(f"the donor generator replaces faces only, got a {kind!r} region")
         targets = [self.find_target(c, m) if m.any() else None for c, m in zip(batch.crops, batch.replace_masks)]
-        identities = self.choose_identities(batch.seeds, list(batch.crops), targets)
-        return [
-            self.render(crop, mask, face_anchors(kps, layout), seed, identity, target)
-            for crop, mask, kps, layout, seed, identity, target in zip(
-                batch.crops, batch.replace_masks, batch.keypoints, batch.keypoint_layouts, batch.seeds,
-                identities, targets,
-            )
-        ]
+        originals = self.originals(list(batch.crops), targets)
+        found = [d for d in originals if d is not None]
+        identities = self.chooser.choose(list(batch.seeds), found)
+        outputs = []
+        for args, original in zip(zip(batch.crops, batch.replace_masks,
+                                      [face_anchors(k, lay) for k, lay in zip(batch.keypoints, batch.keypoint_layouts)],
+                                      batch.seeds, identities, targets), originals):
+            outputs.append(self.verified(self.render(*args), args, original, found, batch.seeds))
+        return outputs
 
     def swap(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,
              identity: Identity | None = None) -> np.ndarray:
@@ -321,10 +268,8 @@ class DonorFaceSwap:
         donors = self.donor_set(identity, crop, target)
         if target is None:
             return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
-        out = replace_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,
-                                 self.work_face_px, seed)
-        np.copyto(out, crop, where=~mask[..., None])
-        return out
+        return replace_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,
+                                  self.work_face_px, seed)
 
     def find_target(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
         """The face mesh of the masked face, or None when none is found or it is not that face.

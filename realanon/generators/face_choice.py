@@ -64,6 +64,8 @@ class IdentityChooser:
         self.tries = tries
         self.descriptors: dict[int, np.ndarray] = {}
         self.by_seed: OrderedDict[int, int] = OrderedDict()
+        self.banned: dict[int, set[int]] = {}  # per seed: candidates its rendered face was too close with
+        self.verified: set[tuple[int, int]] = set()  # (seed, candidate) whose rendered face passed
         self.described = 0  # candidate descriptors computed so far (cache misses)
 
     def descriptor(self, number: int) -> np.ndarray:
@@ -73,7 +75,15 @@ class IdentityChooser:
             self.described += 1
         return self.descriptors[number]
 
-    def choose(self, seeds: Sequence[int], originals: Sequence[np.ndarray]) -> list[Identity]:
+    def number(self, seed: int) -> int:
+        """The pool number of ``seed``'s current identity."""
+        return self.by_seed[seed]
+
+    def reject(self, seed: int) -> None:
+        """``seed``'s current identity rendered too close to its face: never give it that one again."""
+        self.banned.setdefault(seed, set()).add(self.by_seed.pop(seed))
+
+    def choose(self, seeds: Sequence[int], originals: Sequence[np.ndarray], taken: Sequence[int] = ()) -> list[Identity]:
         """One identity per seed of a frame.
 
         Seeds seen before are served first (in increasing seed order), so tracks keep theirs.
@@ -81,9 +91,10 @@ class IdentityChooser:
         Args:
             seeds: Per region seed.
             originals: Descriptors of the frame's original faces (any number).
+            taken: Pool numbers already given to other regions of the frame.
         """
         order = sorted(range(len(seeds)), key=lambda i: (seeds[i] not in self.by_seed, seeds[i], i))
-        given: list[int] = []
+        given: list[int] = list(taken)
         for i in order:
             number = self._pick(seeds[i], originals, given)
             given.append(number)
@@ -91,20 +102,21 @@ class IdentityChooser:
             self.by_seed.move_to_end(seeds[i])
         while len(self.by_seed) > self.remember:
             self.by_seed.popitem(last=False)
-        numbers = dict(zip(order, given))
+        numbers = dict(zip(order, given[len(taken):]))
         return [self._candidate(numbers[i]) for i in range(len(seeds))]
 
     def _pick(self, seed: int, originals: Sequence[np.ndarray], given: list[int]) -> int:
         previous = self.by_seed.get(seed)
+        excluded = set(given) | self.banned.get(seed, set())
         if self.accept <= 0:
-            return previous if previous is not None else self._first_free(seed, given)
+            return previous if previous is not None else self._first_free(seed, excluded)
         taken = [self.descriptor(n) for n in given]
-        if previous is not None and previous not in given:
+        if previous is not None and previous not in excluded:
             d = self.descriptor(previous)
             if min(_min_distance(d, originals), _min_distance(d, taken)) >= self.keep:
                 return previous
         best, best_score = -1, -np.inf
-        free = [int(n) for n in np.random.default_rng(seed).permutation(self.pool_size) if int(n) not in given]
+        free = [int(n) for n in np.random.default_rng(seed).permutation(self.pool_size) if int(n) not in excluded]
         for number in free[: self.tries]:
             d = self.descriptor(number)
             score = min(_min_distance(d, originals), _min_distance(d, taken))
@@ -112,8 +124,8 @@ class IdentityChooser:
                 return number
             if score > best_score:
                 best, best_score = number, score
-        return best if best >= 0 else self._first_free(seed, given)
+        return best if best >= 0 else self._first_free(seed, excluded)
 
-    def _first_free(self, seed: int, given: list[int]) -> int:
+    def _first_free(self, seed: int, excluded: set[int]) -> int:
         order = [int(n) for n in np.random.default_rng(seed).permutation(self.pool_size)]
-        return next((n for n in order if n not in given), order[0])
+        return next((n for n in order if n not in excluded), order[0])

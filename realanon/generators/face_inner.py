@@ -32,6 +32,10 @@ BROW_LIFT = 1.5
 OVAL_INSET = 0.01
 # Low frequencies: Gaussian sigma as a fraction of the face height (forehead top to chin).
 TONE_SIGMA = 0.2
+# Wide low-pass filters run at a scale where their sigma is this many pixels.
+_LOW_PASS_SIGMA_PX = 4.0
+# The grain's spread is measured on at most this many pixels (an even subsample).
+_GRAIN_SAMPLES = 20000
 # The donors' detail is scaled towards the target's by at most this factor either way.
 MAX_DETAIL_GAIN = 1.6
 
@@ -136,7 +140,19 @@ def match_histograms(image_rgb: np.ndarray, reference_rgb: np.ndarray, mask: np.
 
 
 def _low_pass(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
-    """Normalized convolution: Gaussian mean of ``image`` over ``weight``, defined everywhere."""
+    """Normalized convolution: Gaussian mean of ``image`` over ``weight``, defined everywhere.
+
+    Wide blurs run on a copy shrunk so ``sigma`` is ``_LOW_PASS_SIGMA_PX`` there (the result is
+    smooth, so scaling it back loses nothing visible) and cost little at any face size.
+    """
+    factor = max(1.0, sigma / _LOW_PASS_SIGMA_PX)
+    if factor > 1.5:
+        h, w_ = weight.shape[:2]
+        size = (max(2, round(w_ / factor)), max(2, round(h / factor)))
+        small = _low_pass(cv2.resize(image, size, interpolation=cv2.INTER_AREA),
+                          cv2.resize(weight.astype(np.float32), size, interpolation=cv2.INTER_AREA) > 0.5,
+                          sigma * size[0] / w_)
+        return np.asarray(cv2.resize(small, (w_, h), interpolation=cv2.INTER_LINEAR), dtype=np.float32)
     w = cv2.GaussianBlur(weight.astype(np.float32), (0, 0), sigma)
     num = cv2.GaussianBlur(image * weight.astype(np.float32)[..., None], (0, 0), sigma)
     fallback = image[weight > 0].mean(axis=0) if (weight > 0).any() else image.reshape(-1, 3).mean(axis=0)
@@ -170,7 +186,7 @@ def fit_tone(donor_rgb: np.ndarray, donor_skin: np.ndarray, target_rgb: np.ndarr
     donor_low, target_low = _low_pass(donor, donor_skin, sigma), _low_pass(target, target_skin, sigma)
     detail = donor - donor_low
     if donor_skin.any() and target_skin.any():
-        fine = target[..., 0] - _low_pass(target, target_skin, sigma)[..., 0]
+        fine = target[..., 0] - target_low[..., 0]
         gain = float(np.clip(fine[target_skin].std() / max(float(detail[donor_skin, 0].std()), 1e-3),
                              1.0 / MAX_DETAIL_GAIN, MAX_DETAIL_GAIN))
         detail[..., 0] *= gain
@@ -197,12 +213,9 @@ def ease_in(layer: np.ndarray, target: np.ndarray, alpha: np.ndarray) -> np.ndar
         target: ``(h, w, 3)`` uint8.
         alpha: ``(h, w)`` float32 in [0, 1].
     """
-    out = target.copy()
-    inside = alpha > 0
-    a = alpha[inside][:, None]
-    mixed = a * layer[inside].astype(np.float32) + (1.0 - a) * target[inside].astype(np.float32)
-    out[inside] = np.clip(np.rint(mixed), 0, 255).astype(np.uint8)
-    return out
+    weight = np.ascontiguousarray(alpha, dtype=np.float32)
+    return np.asarray(cv2.blendLinear(np.ascontiguousarray(layer), np.ascontiguousarray(target), weight,
+                                      1.0 - weight))
 
 
 def match_grain(image: np.ndarray, reference: np.ndarray, weight: np.ndarray, seed: int) -> np.ndarray:
@@ -228,6 +241,7 @@ def match_grain(image: np.ndarray, reference: np.ndarray, weight: np.ndarray, se
         # Robust spread (median absolute deviation): the sparse edges of eyes and lips do not count.
         grey = cv2.cvtColor(x, cv2.COLOR_RGB2GRAY).astype(np.float32)
         fine = (grey - cv2.GaussianBlur(grey, (0, 0), 1.0))[mask]
+        fine = fine[:: max(1, fine.size // _GRAIN_SAMPLES)]
         return 1.4826 * float(np.median(np.abs(fine - np.median(fine))))
 
     missing = fine_std(reference) ** 2 - fine_std(image) ** 2
@@ -237,6 +251,7 @@ def match_grain(image: np.ndarray, reference: np.ndarray, weight: np.ndarray, se
     white = np.random.default_rng(seed).normal(0.0, 1.0, mask.shape).astype(np.float32)
     noise = np.asarray(cv2.GaussianBlur(white, (0, 0), 0.6), dtype=np.float32)
     noise_fine = (noise - cv2.GaussianBlur(noise, (0, 0), 1.0))[mask]
+    noise_fine = noise_fine[:: max(1, noise_fine.size // _GRAIN_SAMPLES)]
     noise *= float(np.sqrt(missing)) / max(1.4826 * float(np.median(np.abs(noise_fine))), 1e-6)
     out = image.astype(np.float32) + (noise * weight)[..., None]
     return np.asarray(np.clip(np.rint(out), 0, 255), dtype=np.uint8)

@@ -161,7 +161,9 @@ def replace_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, d
     layer = _resize(toned, (x2 - x1, y2 - y1))
     alpha = edge_alpha(changed, EDGE_RAMP * face_px)
     out = crop.copy()
-    out[y1:y2, x1:x2] = match_grain(ease_in(layer, sub, alpha), sub, alpha, seed)
+    new = match_grain(ease_in(layer, sub, alpha), sub, alpha, seed)
+    np.copyto(new, sub, where=~mask[y1:y2, x1:x2, None])
+    out[y1:y2, x1:x2] = new
     return out
 
 

@@ -70,7 +70,7 @@ def test_yunet_searches_again_only_where_the_frame_changed(monkeypatch: pytest.M
         return real(bgr)
 
     monkeypatch.setattr(yunet_module, "yunet_raw", spy)
-    detector = YuNetDetector(refresh_every=0)
+    detector = YuNetDetector(refresh_every=0, reuse_unchanged=True)
     first = detector(collage)
     assert all(_matched(truths, first))
     searched.clear()
@@ -92,7 +92,7 @@ def test_yunet_refreshes_the_whole_frame_every_n_calls(monkeypatch: pytest.Monke
     image = np.full((600, 960, 3), 90, np.uint8)
     searched: list[tuple[int, int]] = []
     monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
-    detector = YuNetDetector(refresh_every=3, fine_scales=[1.0])
+    detector = YuNetDetector(refresh_every=3, fine_scales=[1.0], reuse_unchanged=True)
     for _ in range(4):
         detector(image)
     full = [s for s in searched if s == (600, 960)]
@@ -158,7 +158,7 @@ def _moving_frames(count: int, size: tuple[int, int] = (600, 960)) -> list[np.nd
 
 
 def test_yunet_spread_search_covers_every_stripe_within_spread_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    detector = YuNetDetector(fine_scales=[1.0], spread=4, refresh_every=0, cut_threshold=255)
+    detector = YuNetDetector(fine_scales=[1.0], spread=4, refresh_every=0, cut_threshold=255, reuse_unchanged=True)
     detector.set_tracked(True)
     boxes = _fine_boxes(monkeypatch, detector)
     frames = _moving_frames(9)
@@ -179,7 +179,7 @@ def test_yunet_spread_search_covers_every_stripe_within_spread_frames(monkeypatc
 
 
 def test_yunet_searches_everything_when_not_tracked_and_at_scene_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
-    detector = YuNetDetector(fine_scales=[1.0], refresh_every=0, spread=4)
+    detector = YuNetDetector(fine_scales=[1.0], refresh_every=0, spread=4, reuse_unchanged=True)
     boxes = _fine_boxes(monkeypatch, detector)
     for frame in _moving_frames(3):  # never told it is tracked (photos, untracked video): no spreading
         detector(frame)
@@ -194,7 +194,7 @@ def test_yunet_searches_everything_when_not_tracked_and_at_scene_cuts(monkeypatc
 
 def test_yunet_follows_known_small_faces_on_every_frame() -> None:
     collage, truths = make_face_collage((14, 20), size=(1080, 1920))
-    detector = YuNetDetector(spread=8, refresh_every=0)
+    detector = YuNetDetector(spread=8, refresh_every=0, reuse_unchanged=True)
     detector.set_tracked(True)
     assert all(_matched(truths, detector(collage)))
     for shift in (3, 6, 9):  # the faces move every frame; their stripes are not searched in turn

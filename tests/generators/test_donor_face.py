@@ -191,5 +191,32 @@ def test_a_track_keeps_its_identity_across_frames(generator: DonorFaceSwap, astr
         regions = build_regions(Detections((moved,), frame.shape[:2]), anonymizer.region_options)
         batch = anonymizer.make_batch(frame, regions, frame_index=shift)
         targets = [generator.find_target(batch.crops[0], batch.replace_masks[0])]
-        picked.append(generator.identities(batch.seeds, generator.lookalikes(list(batch.crops), targets))[0])
+        picked.append(generator.choose_identities(batch.seeds, list(batch.crops), targets)[0])
+        described = generator.chooser.described
     assert picked[0] == picked[1]
+    assert generator.chooser.described == described, "a track's second frame must not describe candidates again"
+
+
+@pytest.mark.slow  # about 10-25 s: describes 6 faces and the pool candidates they try (fast twin logic: test_face_choice)
+def test_no_twins_among_six_faces_of_one_frame(generator: DonorFaceSwap,
+                                               astronaut_region: tuple[np.ndarray, np.ndarray, int]) -> None:
+    crop, mask, _ = astronaut_region
+    target = generator.find_target(crop, mask)
+    seeds = [11, 12, 13, 14, 15, 16]
+    chosen = generator.choose_identities(seeds, [crop] * 6, [target] * 6)
+    assert len(set(chosen)) == 6
+    desc = np.array([generator.chooser.descriptor(generator.chooser.number(s)) for s in seeds])
+    pairs = np.linalg.norm(desc[:, None] - desc[None], axis=2)[np.triu_indices(6, k=1)]
+    assert pairs.min() > 0.6, f"twin identities in one frame: {np.round(np.sort(pairs)[:3], 3)}"
+    original = generator.describer.describe(crop, generator_box(target))
+    assert np.linalg.norm(desc - original, axis=1).min() > 0.6
+    args = (crop, mask, None, 11, chosen[0], target)
+    out = generator.verified(generator.render(*args), args, original, [original], tuple(seeds))
+    assert np.linalg.norm(generator.describer.describe(out, generator_box(target)) - original) > 0.6
+    assert (11, generator.chooser.number(11)) in generator.chooser.verified, "a passed face is not checked again"
+
+
+def generator_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    from realanon.generators.donor import _oval_box
+
+    return _oval_box(landmarks)

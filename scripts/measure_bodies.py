@@ -4,7 +4,7 @@ Prints three tables (and writes the side-by-side figure) for docs/generators.md,
 
     OMP_NUM_THREADS=1 python scripts/measure_bodies.py --figure docs/images/bodies_side_by_side.jpg
 
-1. Re-detection: people found by ``mediapipe_body`` (the pipeline's default body detector) in
+1. Re-detection: people found by ``mediapipe_body`` (the body default before ``coco_person``) in
    frames of vtest.avi (CCTV) and the 1906 street film are replaced; an independent COCO person
    detector (``coco_person`` when registered, else its box stage ``centernet_person``) runs on
    the original and on each output. Among the replaced people it finds in the original (IoU >= 0.5

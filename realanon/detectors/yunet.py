@@ -18,8 +18,9 @@ detector searches
   only the parts where something moved cost anything; a moving camera changes every cell,
   and then the whole frame is searched (the full cost, measured in ``docs/regions.md``).
   Every ``refresh_every`` calls the whole frame is due again anyway.
-* in tracked video only (``set_tracked(True)``, which :func:`realanon.video.anonymize_video`
-  calls when it tracks), the small-face search is spread over frames: the frame is cut in
+* with ``reuse_unchanged`` and in tracked video only (``set_tracked(True)``, which
+  :func:`realanon.video.anonymize_video` calls when it tracks), the small-face search can be
+  spread over frames (``spread`` > 1; default 1): the frame is cut in
   ``spread`` vertical stripes of cells and each call searches the due cells of one stripe, in
   turn, so every cell is searched at least once every ``spread`` frames. A face belongs to the
   stripe holding its centre, and each searched group of cells keeps its ``search_margin``, so a
@@ -113,7 +114,7 @@ class YuNetDetector:
             searched again whatever changed (0: never), bounding how long a face can be
             remembered or missed.
         nms_iou: Overlapping boxes above this IoU (or nested in a better one) are merged.
-        spread: In tracked video, the small-face search is spread over this many frames
+        spread: With ``reuse_unchanged``, in tracked video, the small-face search is spread over this many frames
             (vertical stripes searched in turn; 1: every due cell on every frame).
         cut_threshold: Mean absolute grey difference (0-255) from the previous frame, at 1/16
             resolution, from which a frame counts as a scene cut and is searched whole.

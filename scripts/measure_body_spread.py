@@ -17,19 +17,15 @@ half of their box lies in the replaced mask rebuilt from the audit (the rule of
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
-import time
 from pathlib import Path
 from typing import Any
 
-import av
 import cv2
-import numpy as np
+from tracked_leaks import leak_row, load_benchmark, run_variant, write_clip
 
 from realanon.config import load_preset
 from realanon.media import read_video_frames, street_film_path, vtest_path
-from realanon.pipeline import build_anonymizer
 from realanon.registry import DETECTORS
 
 # label -> coco_person options. "exhaustive": every tile and full detail on every tracked frame.
@@ -42,60 +38,6 @@ VARIANTS: dict[str, dict[str, Any]] = {
 }
 
 
-def _benchmark() -> Any:
-    """scripts/benchmark.py as a module (for its leak rule: ``union_masks`` and ``covered_fraction``)."""
-    spec = importlib.util.spec_from_file_location("benchmark", Path(__file__).with_name("benchmark.py"))
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-def write_clip(frames: list[np.ndarray], path: Path) -> list[np.ndarray]:
-    """Encodes ``frames`` at crf 12; returns the frames as decoded back (what the pipeline sees)."""
-    h, w = frames[0].shape[:2]
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt, stream.options = w, h, "yuv420p", {"crf": "12"}
-        for rgb in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        out.mux(stream.encode(None))
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-class _Timed:
-    """Wraps a detector, adding up the CPU time of its calls; forwards ``set_tracked``."""
-
-    def __init__(self, detector: Any) -> None:
-        self.detector, self.seconds, self.calls = detector, 0.0, 0
-
-    def __call__(self, image: np.ndarray) -> Any:
-        t = time.process_time()
-        out = self.detector(image)
-        self.seconds += time.process_time() - t
-        self.calls += 1
-        return out
-
-    def set_tracked(self, tracked: bool) -> None:
-        self.detector.set_tracked(tracked)
-
-
-def run_variant(clip: Path, options: dict[str, Any], work: Path, bench: Any) -> tuple[dict[int, np.ndarray], float]:
-    """Replaced masks per frame and detector CPU ms per frame of one tracked pipeline run."""
-    from realanon.audit import AuditLog
-    from realanon.video import anonymize_video
-
-    config = load_preset("body_mask")
-    config = config.replace(detector_options={**config.detector_options, **options})
-    anonymizer = build_anonymizer(config)
-    timed = _Timed(anonymizer.detector)
-    anonymizer.detector = timed  # type: ignore[assignment]
-    audit = AuditLog()
-    anonymize_video(clip, work / f"out_{clip.stem}.mp4", anonymizer, audit=audit, track=True, progress=False)
-    masks = bench.union_masks(audit.to_json()["files"][0]["frames"], config.regions)
-    return masks, 1000 * timed.seconds / max(timed.calls, 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=60)
@@ -103,7 +45,7 @@ def main() -> None:
     parser.add_argument("--only", default="", help="run only the variants whose label contains this")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    bench = _benchmark()
+    bench = load_benchmark()
     threshold = load_preset("body_mask").threshold or 0.0
     print(f"{args.frames} frames from frame 200; truth: exhaustive centernet_person per frame (score >= {threshold}); "
           "a person leaks when < 50% of their box is in the replaced mask; detector CPU ms per frame inside the "
@@ -125,11 +67,8 @@ def main() -> None:
             for label, options in VARIANTS.items():
                 if args.only not in label:
                     continue
-                masks, ms = run_variant(clip, options, work, bench)
-                leaked = [sum(bench.covered_fraction(np.asarray(d.box_xyxy), masks[i]) < 0.5 for d in dets)
-                          for i, dets in enumerate(truth)]
-                print(f"| {name} | {label} | {sum(map(len, truth))} | {sum(leaked)} | {sum(map(bool, truth))} | "
-                      f"{sum(n > 0 for n in leaked)} | {ms:.0f} |", flush=True)
+                masks, ms = run_variant(clip, "body_mask", options, work, bench)
+                print(leak_row(name, label, truth, masks, ms, bench), flush=True)
 
 
 if __name__ == "__main__":

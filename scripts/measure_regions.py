@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 import time
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from detector_timing import median_ms
 
 from realanon.detectors._boxes import box_iou
 from realanon.media import labelme_coco_dir, openpeople_images, read_video_frames, vtest_path
@@ -160,28 +160,6 @@ def inside_any(dets: Detections, points: list[tuple[int, int]]) -> list[bool]:
             for x, y in points]
 
 
-def median_ms(detect: Callable[[np.ndarray], Detections], image: np.ndarray, runs: int) -> float:
-    detect(image)
-    times = []
-    for _ in range(runs):
-        t = time.perf_counter()
-        detect(image)
-        times.append(time.perf_counter() - t)
-    return 1000 * statistics.median(times)
-
-
-def median_cpu_ms(detect: Callable[[np.ndarray], Detections], image: np.ndarray, runs: int) -> float:
-    """Median CPU milliseconds (all threads of this process) per call: on a machine shared with
-    other jobs, waiting for a core inflates wall time but not CPU time."""
-    detect(image)
-    times = []
-    for _ in range(runs):
-        t = time.process_time()
-        detect(image)
-        times.append(time.process_time() - t)
-    return 1000 * statistics.median(times)
-
-
 # openpeople's emotion sheets: 16 portraits of one person on a 4x4 grid under a title line
 # (the same template for all 10 people), searched at this long side like a group photo.
 SHEET_LONG_SIDE = 768
@@ -232,7 +210,7 @@ def face_tables(runs: int, only: str) -> None:
         op = sum(len(detect(p)) > 0 for p in people)
         cells = sum(sheet_cells_found(detect(sheet), sheet.shape[:2]) for sheet in sheets)
         vt = sum(sum(point_hits(detect(frames[f]), pts)) for f, pts in VTEST_FACES.items())
-        ms = [f"{median_ms(detect, im, runs):.0f}" for im in sizes.values()]
+        ms = [f"{median_ms(detect, im, runs, clock=time.perf_counter):.0f}" for im in sizes.values()]
         print(f"| {label} | " + " | ".join("yes" if ok else "no" for ok in hits) + f" | {smallest} px | "
               f"{op}/{len(people)} | {cells}/{16 * len(sheets)} | {vt}/{n_vtest} | " + " | ".join(ms) + " |", flush=True)
 
@@ -253,7 +231,7 @@ def body_table(runs: int, only: str = "") -> list[str]:
             continue
         detect = DETECTORS.build(name, **options)
         m = measure_people(detect, data)
-        ms = [f"{median_cpu_ms(detect, im, runs):.0f}" for im in sizes.values()]
+        ms = [f"{median_ms(detect, im, runs):.0f}" for im in sizes.values()]
         vt = sum(sum(inside_any(detect(frame), pts)) for pts in VTEST_PEOPLE.values())
         rows.append(f"| {label} | {m['recall50']:.2f} ({round(m['recall50'] * m['n'])}/{m['n']}) | {m['miou']:.2f} | "
                     f"{m['pixels']:.2f} | {m['dets']} | {vt}/{n_people} | " + " | ".join(ms) + " |")

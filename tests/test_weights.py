@@ -91,7 +91,6 @@ def test_shipped_weights_match_their_manifest() -> None:
     assert manifest, "weights/manifest.json lists no model"
     for entry in manifest.values():
         path = WEIGHTS_DIR / entry.directory / entry.file
-        # ONNX models converted by scripts/convert_models.py may be larger (MoveNet: 19 MB).
         assert path.stat().st_size < 16 * 2**20  # the repository stays light: larger files are fetched by a script
         assert sha256_file(path) == entry.sha256, entry.name
         assert entry.licence and entry.training_data and entry.training and entry.metrics

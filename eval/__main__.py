@@ -13,6 +13,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("config", help="protocol TOML, e.g. eval/small.toml")
     parser.add_argument("-o", "--output", default=None, help="report directory (default eval_runs/<name>)")
     parser.add_argument("--no-resume", action="store_true", help="recompute finished units")
+    parser.add_argument("--methods", default="", help="comma-separated subset of the protocol's methods "
+                        "(processes running disjoint subsets into one directory share its units)")
     args = parser.parse_args(argv)
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     os.environ.setdefault("GLOG_minloglevel", "2")
@@ -22,7 +24,8 @@ def main(argv: list[str] | None = None) -> int:
     from realanon.evaluation import run_evaluation
 
     try:
-        out = run_evaluation(args.config, args.output, resume=not args.no_resume)
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+        out = run_evaluation(args.config, args.output, resume=not args.no_resume, methods=methods or None)
     except (ConfigError, FileNotFoundError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

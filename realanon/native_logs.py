@@ -32,9 +32,9 @@ DROPPED_LINE = re.compile(
 )
 
 
-# OpenMP threads that wait for work sleep instead of spinning. yuface (YuNet) brings its own
-# libgomp; with the default active wait its idle threads spin, taking the cores the decode and
-# encode threads need, and on a busy machine YuNet's CPU time per frame grew several-fold.
+# OpenMP threads that wait for work sleep instead of spinning. Libraries that bring their own
+# libgomp (torch; earlier the yuface wheel) otherwise spin their idle threads, taking the cores the
+# decode and encode threads need; on a busy machine a detector's CPU time per frame grew several-fold.
 # libgomp reads this when it loads, so it is set before any model is built.
 PROCESS_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 

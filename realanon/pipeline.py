@@ -184,6 +184,7 @@ class Anonymizer:
             kinds=tuple(r.detection.kind for r in regions),
             seeds=tuple(seeds),
             frames=(image,) * len(regions),
+            tracked=tuple(r.detection.track_id is not None for r in regions),
         )
 
     def generate(self, batch: GenerationBatch) -> list[np.ndarray]:

@@ -159,6 +159,9 @@ class GenerationBatch:
         seeds: Per region integer seed; a video track keeps the same seed for its life.
         frames: Per region, the whole ``(H, W, 3)`` frame it was cropped from (shared, not
             copied), for post-processors that look at the whole scene; empty when unknown.
+        tracked: Per region, whether it belongs to a video track (its seed then names one
+            person across frames, so a generator may cache what it learnt about that person);
+            empty when unknown (treat every region as a new person).
     """
 
     crops: tuple[np.ndarray, ...]
@@ -168,6 +171,7 @@ class GenerationBatch:
     kinds: tuple[Kind, ...]
     seeds: tuple[int, ...]
     frames: tuple[np.ndarray, ...] = ()
+    tracked: tuple[bool, ...] = ()
 
     def __len__(self) -> int:
         return len(self.crops)
@@ -179,6 +183,8 @@ class GenerationBatch:
                 raise ValueError(f"GenerationBatch.{name} has {len(getattr(self, name))} items, expected {n}")
         if self.frames and len(self.frames) != n:
             raise ValueError(f"GenerationBatch.frames has {len(self.frames)} items, expected {n} or none")
+        if self.tracked and len(self.tracked) != n:
+            raise ValueError(f"GenerationBatch.tracked has {len(self.tracked)} items, expected {n} or none")
         for crop, mask in zip(self.crops, self.replace_masks):
             if crop.shape[:2] != mask.shape:
                 raise ValueError(f"crop {crop.shape[:2]} and mask {mask.shape} differ in size")

@@ -352,9 +352,11 @@ def concat_batches(batches: list[GenerationBatch]) -> GenerationBatch:
         return tuple(x for b in batches for x in getattr(b, name))
 
     has_frames = all(b.frames or not len(b) for b in batches)
+    has_tracked = all(b.tracked or not len(b) for b in batches)
     return GenerationBatch(
         joined("crops"), joined("replace_masks"), joined("keypoints"), joined("keypoint_layouts"),
         joined("kinds"), joined("seeds"), frames=joined("frames") if has_frames else (),
+        tracked=joined("tracked") if has_tracked else (),
     )
 
 

@@ -4,10 +4,12 @@ Prints three tables (and writes the side-by-side figure) for docs/generators.md,
 
     OMP_NUM_THREADS=1 python scripts/measure_bodies.py --figure docs/images/bodies_side_by_side.jpg
 
-1. Re-detection: people found by ``mediapipe_body`` (the body default before ``coco_person``) in
-   frames of vtest.avi (CCTV) and the 1906 street film are replaced; an independent COCO person
-   detector (``coco_person`` when registered, else its box stage ``centernet_person``) runs on
-   the original and on each output. Among the replaced people it finds in the original (IoU >= 0.5
+The replaced people come from ``--regions`` (default ``coco_person``, the body default; the
+re-detection table in docs/generators.md was printed with ``--regions mediapipe_body``).
+
+1. Re-detection: people found by the ``--regions`` detector in frames of vtest.avi (CCTV) and the
+   1906 street film are replaced; a COCO person detector (``coco_person`` when registered, else its
+   box stage ``centernet_person``) runs on the original and on each output. Among the replaced people it finds in the original (IoU >= 0.5
    with the replaced person's box), the share it still finds at the same place (IoU >= 0.5).
 2. Re-identification: openpeople's 10 people x 6 full-body views (the body donor bank's crops
    with their masks). Per seeded split, 3 views per person are the attacker's gallery (originals),
@@ -61,9 +63,9 @@ def person_boxes(detector: object, image: np.ndarray) -> np.ndarray:
     return np.asarray(found, np.float64).reshape(-1, 4)
 
 
-def redetection(frames: list[np.ndarray], coco: object) -> tuple[dict[str, float], int]:
+def redetection(frames: list[np.ndarray], coco: object, regions: str) -> tuple[dict[str, float], int]:
     """Share of replaced, originally COCO-detected people the COCO detector still finds, per method."""
-    body = DETECTORS.build("mediapipe_body")
+    body = DETECTORS.build(regions)
     runners = {m: anonymizer(m) for m in METHODS}
     found = dict.fromkeys(METHODS, 0)
     total = 0
@@ -162,9 +164,9 @@ def people_window(dets: Detections, size: tuple[int, int]) -> tuple[int, int, in
     return left, top, left + int(ww), top + int(wh)
 
 
-def figure(frames: list[np.ndarray], path: str) -> None:
+def figure(frames: list[np.ndarray], path: str, regions: str) -> None:
     """Rows: frames, cropped around their people; columns: original, blur, mask, gan, donor (360 px tall)."""
-    body = DETECTORS.build("mediapipe_body")
+    body = DETECTORS.build(regions)
     rows = []
     for frame in frames:
         dets = body(frame)
@@ -187,20 +189,21 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3, help="re-identification splits")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip", nargs="*", default=[], choices=("redetect", "reid", "speed"))
+    parser.add_argument("--regions", default="coco_person", help="body detector whose people are replaced")
     args = parser.parse_args()
     bank = BodyBank.load("weights/body-donors/bank.npz")
     vtest = read_video_frames(vtest_path(), list(VTEST_FRAMES))
     street = read_video_frames(street_film_path(), list(STREET_FRAMES))
     if args.figure:
-        figure([vtest[1], street[2]], args.figure)
+        figure([vtest[1], street[2]], args.figure, args.regions)
     if "redetect" not in args.skip:
         name, coco = coco_detector()
-        print(f"\n## re-detection by {name} (IoU >= 0.5), share of replaced people it found in the original")
+        print(f"\n## re-detection by {name} (IoU >= 0.5) of people found by {args.regions} and replaced")
         print("| frames | people | " + " | ".join(METHODS) + " |\n|---|---|" + "---|" * len(METHODS))
         kept = dict.fromkeys(METHODS, 0.0)
         people = 0
         for label, frames in (("vtest", vtest), ("street film", street)):
-            shares, n = redetection(frames, coco)
+            shares, n = redetection(frames, coco, args.regions)
             people += n
             for m in METHODS:
                 kept[m] += shares[m] * n

@@ -38,6 +38,9 @@ REPO = Path(__file__).resolve().parent.parent
 REFERENCES = {"hog (upscale 1.3)": ("hog", 1.3), "coco_person": ("coco_person", 1.0)}
 DETECTORS: dict[str, tuple[str, dict[str, Any]]] = {
     "coco_person": ("coco_person", {}),
+    # Before 2026-12-02 (late): frames under 576 px tall were searched for 24-px people too, so a
+    # 384x288 frame got no tiles at all.
+    "coco_person min_height_fraction=0": ("coco_person", {"box_options": {"min_height_fraction": 0}}),
     "coco_person masks=box": ("coco_person", {"masks": "box"}),
     "mediapipe_body": ("mediapipe_body", {}),
 }
@@ -53,6 +56,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--protocol", default=str(REPO / "eval" / "small.toml"))
     parser.add_argument("--detectors", default=",".join(DETECTORS), help=f"labels of {', '.join(DETECTORS)}")
+    parser.add_argument("--references", default=",".join(REFERENCES), help=f"labels of {', '.join(REFERENCES)}")
+    parser.add_argument("--misses", action="store_true",
+                        help="also list each uncovered reference person: frame, box size, share of the box replaced")
     args = parser.parse_args()
     protocol = load_protocol(args.protocol)
     detectors = args.detectors.split(",")
@@ -63,7 +69,10 @@ def main() -> None:
     print("| reference people (pseudo-ground-truth) | people | detector | people uncovered | frames with a leak "
           "| people uncovered (core) | frames with a leak (core) |")
     print("|---|---|---|---|---|---|---|")
+    misses: list[str] = []
     for label, (reference, upscale) in REFERENCES.items():
+        if label not in args.references.split(","):
+            continue
         data = protocol.data
         fields = {f.name for f in dataclasses.fields(data)}
         changes = {"pseudo_gt": reference, "pseudo_gt_upscale": upscale}
@@ -78,9 +87,32 @@ def main() -> None:
             masks = [replaced_mask(anonymizer(s.image, frame_index=i)) for i, s in enumerate(frames)]
             frame_share, people_share = leak_fraction(boxes, masks, protocol.leak.coverage)
             core_frames, core_people = leak_fraction([core(b) for b in boxes], masks, protocol.leak.coverage)
+            if args.misses:
+                misses += uncovered(label, detector, boxes, masks, protocol.leak.coverage)
             own = " (judged by itself)" if name == reference else ""
             print(f"| {label} | {sum(len(b) for b in boxes)} | {detector}{own} | {people_share:.3f} | {frame_share:.3f} | "
                   f"{core_people:.3f} | {core_frames:.3f} |", flush=True)
+
+    if misses:
+        print("\n| reference | detector | frame | box (x1, y1, x2, y2) | box h x w | share replaced |\n|---|---|---|---|---|---|")
+        print("\n".join(misses))
+
+
+def uncovered(reference: str, detector: str, boxes: list[np.ndarray], masks: list[np.ndarray],
+              coverage: float) -> list[str]:
+    """Markdown rows, one per reference box of which less than ``coverage`` is replaced."""
+    rows = []
+    for i, (frame_boxes, mask) in enumerate(zip(boxes, masks)):
+        for x1, y1, x2, y2 in frame_boxes:
+            xa, ya = max(int(x1), 0), max(int(y1), 0)
+            xb, yb = min(int(np.ceil(x2)), mask.shape[1]), min(int(np.ceil(y2)), mask.shape[0])
+            if xb <= xa or yb <= ya:
+                continue
+            share = float(mask[ya:yb, xa:xb].mean())
+            if share < coverage:
+                rows.append(f"| {reference} | {detector} | {i} | ({x1:.0f}, {y1:.0f}, {x2:.0f}, {y2:.0f}) | "
+                            f"{y2 - y1:.0f} x {x2 - x1:.0f} | {share:.2f} |")
+    return rows
 
 
 if __name__ == "__main__":

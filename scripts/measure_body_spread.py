@@ -7,7 +7,7 @@ Run (offline, CPU; about 10 minutes on 2 shared cores)::
 Clips: ``--frames`` frames from frame 200 of vtest.avi at its own 768x576 (walkers, still
 camera) and of the 1906 street film upscaled to 1280x720 (camera on a tram), encoded almost
 losslessly (crf 12). Truth: ``coco_person``'s box stage (CenterNet, whole frame plus every tile,
-no memory) on every frame, people scoring >= the ``body_mask`` preset's threshold. Each variant
+square tiles, no memory) on every frame, people scoring >= the ``body_mask`` preset's threshold. Each variant
 runs the whole tracked pipeline (:func:`realanon.video.anonymize_video`, preset ``body_mask``,
 tracking on, as the CLI runs it) with an audit; a true person leaks in a frame when less than
 half of their box lies in the replaced mask rebuilt from the audit (the rule of
@@ -30,11 +30,16 @@ from realanon.registry import DETECTORS
 
 # label -> coco_person options. "exhaustive": every tile and full detail on every tracked frame.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "exhaustive (spread=1, video_detail_height=0)": {"box_options": {"spread": 1}, "video_detail_height": 0},
-    "spread=1, video_detail_height=96 (default since 2026-12-02)": {"box_options": {"spread": 1}, "video_detail_height": 96},
-    "spread=4, video_detail_height=96 (the default before 2026-12-02)": {"box_options": {"spread": 4}, "video_detail_height": 96},
-    "spread=2": {"box_options": {"spread": 2}},
-    "spread=6": {"box_options": {"spread": 6}},
+    "exhaustive (spread=1, video_detail_height=0)": {"box_options": {"spread": 1, "pieces": False},
+                                                     "video_detail_height": 0},
+    "tiles, spread=1, video_detail_height=96 (default since 2026-12-02)": {
+        "box_options": {"spread": 1, "pieces": False}, "video_detail_height": 96},
+    "pieces, spread=1, video_detail_height=96": {"box_options": {"spread": 1, "pieces": True},
+                                                "video_detail_height": 96},
+    "spread=4, video_detail_height=96 (the default before 2026-12-02)": {"box_options": {"spread": 4, "pieces": False},
+                                                                         "video_detail_height": 96},
+    "spread=2": {"box_options": {"spread": 2, "pieces": False}},
+    "spread=6": {"box_options": {"spread": 6, "pieces": False}},
 }
 
 
@@ -62,7 +67,7 @@ def main() -> None:
             if size is not None:
                 frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames]
             clip = work / f"{path.stem}.mp4"
-            exhaustive = DETECTORS.build("centernet_person")
+            exhaustive = DETECTORS.build("centernet_person", pieces=False)
             truth = [[d for d in exhaustive(rgb) if d.score >= threshold] for rgb in write_clip(frames, clip)]
             for label, options in VARIANTS.items():
                 if args.only not in label:

@@ -19,7 +19,14 @@ Parts (``--parts``, default all):
   leaves no person out). Share of pairs of replaced faces closer than 0.6 (twins) and of
   replaced faces closer than 0.6 to any original face of the picture; faces >= 40 px high.
 * ``speed``: frames per second at 1920x1080 (detection included, default detector) for one
-  large face and for a 16-face group, every method in the same run, and the ratio to blur.
+  large face and for a 16-face group, every method in the same run, and the ratio to blur:
+  as a video (the same frame repeated, detections linked into tracks as ``realanon anonymize``
+  does for videos by default, so each person keeps one identity) and with every frame's faces
+  untracked (new people on every frame, as a batch of photos).
+* ``privacy``: the evaluator's faces (``eval/faces.toml``: openpeople, each face's own person
+  never a donor, seeds as the evaluator gives them): share with dlib distance > 0.6 in the
+  detector's box, how each face was drawn (inner face, whole head, cover, fill; the generator's
+  own checks), and every face that stays closer than 0.6, with its head yaw.
 * ``figure``: only the group-photo figure (also written by ``groups``).
 * ``bank``: dlib distances between the donor bank's people (their most frontal views).
 * ``pool``: how many of the inner-face donor's first 64 candidate identities dlib keeps apart,
@@ -33,6 +40,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import cv2
@@ -59,6 +67,7 @@ from realanon.evaluation.scene_fit import (  # noqa: E402
 from realanon.media import openpeople_images  # noqa: E402
 from realanon.pipeline import Anonymizer, build_anonymizer  # noqa: E402
 from realanon.structures import Detections  # noqa: E402
+from realanon.tracking import IoUTracker  # noqa: E402
 
 METHODS: dict[str, tuple[str, dict[str, object]]] = {
     "blur": ("blur", {}),
@@ -68,8 +77,8 @@ METHODS: dict[str, tuple[str, dict[str, object]]] = {
     "gan": ("gan", {}),
 }
 REALISTIC = ("donor head", "donor face", "gan")
-# Timed too: the inner-face donor without its identity checks (one or two dlib descriptors per face).
-METHODS["donor face, min_distance=0"] = ("donor", {"min_distance": 0.0})
+# Timed too: the inner-face donor without its identity checks (dlib descriptors of the faces).
+METHODS["donor face, no checks"] = ("donor", {"min_distance": 0.0, "verify_distance": 0.0, "twin_distance": 0.0})
 SHEET_SIDE, MIN_GROUP_FACE = 768, 40
 
 
@@ -184,27 +193,69 @@ def frame_1080(image: np.ndarray) -> np.ndarray:
     return cv2.copyMakeBorder(scaled, 0, 0, left, 1920 - scaled.shape[1] - left, cv2.BORDER_REPLICATE)
 
 
+def evaluator_privacy() -> None:
+    """The evaluator's dlib check on its faces for the inner-face donor, with every failure listed."""
+    from realanon.evaluation.protocol import load_protocol
+    from realanon.evaluation.runner import Evaluation
+    from realanon.generators.face_warp import head_pose
+
+    protocol = load_protocol(Path(__file__).resolve().parent.parent / "eval" / "faces.toml")
+    evaluation = Evaluation(protocol, Path("/nonexistent"), resume=False, progress=False)
+    faces, originals = evaluation.faces, evaluation.original_descriptors
+    distances, steps = [], Counter[str]()
+    for i, f in enumerate(faces):
+        anonymizer = build("donor face", f.identity, seed=protocol.seeds[0])
+        out = anonymizer(f.image, Detections((f.detection,), f.image.shape[:2]), frame_index=i).image
+        distances.append(float(np.linalg.norm(face_descriptors([out], [f.detection])[0] - originals[i])))
+    for a in _BUILT.values():
+        steps.update(getattr(a.generator, "steps", Counter()))
+    d = np.array(distances)
+    print(f"\n{len(d)} faces: dlib distance > 0.6 for {(d > 0.6).sum()}/{len(d)} ({(d > 0.6).mean():.3f}), "
+          f"mean {d.mean():.3f}; drawn as: " + ", ".join(f"{k} {v}" for k, v in sorted(steps.items())))
+    print("\n| face | identity | picture | face height px | head yaw (deg) | dlib distance |\n|---|---|---|---|---|---|")
+    mesher = build("donor face", None).generator.mesher
+    for i in np.flatnonzero(d <= 0.6):
+        f = faces[i]
+        x1, y1, x2, y2 = f.detection.box_xyxy
+        mesh = mesher.nearest_face(f.image, ((x1 + x2) / 2, (y1 + y2) / 2))
+        yaw = "no mesh" if mesh is None else f"{head_pose(mesh)[0]:.0f}"
+        print(f"| {i} | {f.identity} | {f.source} | {f.detection.height:.0f} | {yaw} | {d[i]:.3f} |")
+
+
+def frames_per_second(anonymizer: Anonymizer, frame: np.ndarray, repeats: int, tracked: bool) -> tuple[float, int]:
+    """fps of detect (+ track) + anonymize on ``frame`` repeated, after one warm-up frame; and the faces found."""
+    tracker = IoUTracker() if tracked else None
+
+    def one(index: int) -> int:
+        detections = anonymizer.detect(frame)
+        if tracker is not None:
+            detections = tracker.update(detections).detections
+        return len(anonymizer(frame, detections, frame_index=index).regions)
+
+    faces = one(0)
+    start = time.perf_counter()
+    for i in range(repeats):
+        one(i + 1)
+    return repeats / (time.perf_counter() - start), faces
+
+
 def speed(methods: list[str], repeats: int) -> None:
     """fps at 1080p (detection included) for a large face and a group, every method in one run."""
     portrait = next(p for p in openpeople_images()["P001"] if p.name == "studio_portrait.jpg")
     sheet = next(p for p in openpeople_images()["P002"] if p.name == "emotions_sheet.jpg")
-    frames = {name: frame_1080(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))
-              for name, p in (("large face", portrait), ("group (16 faces)", sheet))}
-    print(f"\n| method | {' | '.join(f'{n}: fps (x blur)' for n in frames)} |\n|---|" + "---|" * len(frames))
-    fps: dict[str, dict[str, float]] = {}
+    images = {name: frame_1080(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))
+              for name, p in (("large face", portrait), ("group", sheet))}
+    cases = [(f"{name}, {'video' if tracked else 'untracked'}", name, tracked)
+             for tracked in (True, False) for name in images]
+    print(f"\n| method | {' | '.join(f'{c}: fps (x blur)' for c, _, _ in cases)} |\n|---|" + "---|" * len(cases))
+    fps: dict[str, dict[str, tuple[float, int]]] = {}
     for m in methods:
-        anonymizer = build(m, None, detector=True)
-        fps[m] = {}
-        for name, frame in frames.items():
-            faces = len(anonymizer(frame).regions)  # warm-up
-            start = time.perf_counter()
-            for i in range(repeats):
-                anonymizer(frame, frame_index=i)
-            fps[m][name] = repeats / (time.perf_counter() - start)
-            fps[m][f"{name} faces"] = faces
+        fps[m] = {c: frames_per_second(build(m, None, detector=True), images[name], repeats, tracked)
+                  for c, name, tracked in cases}
+        print(f"{m} timed", file=sys.stderr, flush=True)
     for m in methods:
-        cells = [f"{fps[m][n]:.2f} ({fps[m][n] / fps['blur'][n]:.2f}x, {fps[m][n + ' faces']:.0f} faces)"
-                 for n in frames]
+        cells = [f"{fps[m][c][0]:.2f} ({fps[m][c][0] / fps['blur'][c][0]:.2f}x, {fps[m][c][1]} faces)"
+                 for c, _, _ in cases]
         print(f"| {m} | " + " | ".join(cells) + " |")
 
 
@@ -335,8 +386,10 @@ def main() -> None:
         bank_distances()
     if "pool" in parts:
         pool_distinct()
+    if "privacy" in parts:
+        evaluator_privacy()
     if "speed" in parts:
-        speed(["blur", *[m for m in methods if m != "blur"], "donor face, min_distance=0"], args.repeats)
+        speed(["blur", *[m for m in methods if m != "blur"], "donor face, no checks"], args.repeats)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,9 @@ it prints, as markdown, the mean per-region distance between the harmonized regi
 inside the replace-mask) and its context ring (crop pixels outside it) -- mean per-channel 1-D
 EMD in CIELAB and in HSV saturation/value, in [0, 1] -- how much of the generator's own
 structure is kept (correlation of the high-pass luma of the harmonized and the un-harmonized
-region, 1 = the same shapes and texture), the mean number of latent steps, and the
-harmonizer's wall time per region. ``latent`` runs only for generators that expose latents.
+region, 1 = the same shapes and texture), how far it moved hue (``hue off``: mean length of the
+opponent-colour chroma that is off the un-harmonized pixel's hue, 0 = hues kept; hue blotches
+raise it), the mean number of latent steps, and the harmonizer's wall time per region. ``latent`` runs only for generators that expose latents.
 Images are shrunk to ``--max-side`` pixels. Detections are computed once per scene and shared.
 
 Usage::
@@ -37,7 +38,7 @@ from realanon.config import AnonymizerConfig, RegionOptions
 from realanon.interfaces import Generator, LatentGenerator
 from realanon.pipeline import Anonymizer, build_detector, build_generator
 from realanon.postprocess.histogram import histogram_distance
-from realanon.postprocess.latent import LatentOptions, optimize_latents
+from realanon.postprocess.latent import LatentOptions, hue_loss, optimize_latents
 from realanon.postprocess.match import HistogramMatch
 from realanon.regions import build_regions
 from realanon.registry import GENERATORS
@@ -65,6 +66,7 @@ class Tally:
     lab: list[float] = field(default_factory=list)
     sv: list[float] = field(default_factory=list)
     structure: list[float] = field(default_factory=list)
+    hue: list[float] = field(default_factory=list)
     steps: list[int] = field(default_factory=list)
     seconds: float = 0.0
 
@@ -153,6 +155,7 @@ def measure_cell(
             tally.lab.append(histogram_distance(crop[mask], original[~mask], "lab"))
             tally.sv.append(histogram_distance(crop[mask], original[~mask], "hsv"))
             tally.structure.append(structure_kept(crop, own, mask))
+            tally.hue.append(hue_off(crop, own, mask))
     return tallies
 
 
@@ -173,13 +176,24 @@ def structure_kept(harmonized: np.ndarray, own: np.ndarray, mask: np.ndarray) ->
     return float(np.corrcoef(a, b)[0, 1])
 
 
+def hue_off(harmonized: np.ndarray, own: np.ndarray, mask: np.ndarray) -> float:
+    """:func:`realanon.postprocess.latent.hue_loss` of two uint8 crops inside ``mask`` (0 = hues kept)."""
+
+    def tensor(image: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(image.astype(np.float32) / 255.0).permute(2, 0, 1)[None]
+
+    weights = torch.from_numpy(mask.astype(np.float32))[None, None]
+    return float(hue_loss(tensor(harmonized), tensor(own), weights)[0])
+
+
 def format_row(method: str, harmonizer: str, dataset: str, tally: Tally) -> str:
     """One markdown row: regions, mean EMDs, structure kept, mean steps, milliseconds per region."""
     n = len(tally.lab)
     steps = f"{np.mean(tally.steps):.1f}" if harmonizer == "latent" else "-"
     return (
         f"| {method} | {harmonizer} | {dataset} | {n} | {np.nanmean(tally.lab):.4f} | {np.nanmean(tally.sv):.4f} "
-        f"| {np.nanmean(tally.structure):.3f} | {steps} | {1000 * tally.seconds / max(n, 1):.1f} |"
+        f"| {np.nanmean(tally.structure):.3f} | {np.mean(tally.hue):.4f} | {steps} "
+        f"| {1000 * tally.seconds / max(n, 1):.1f} |"
     )
 
 
@@ -206,19 +220,19 @@ def run_table(
     methods: list[str], scenes: list[Scene], options: LatentOptions, device: str, method_options: dict[str, dict]
 ) -> dict[str, dict[str, Generator]]:
     """Prints the markdown table; returns the generators that could be built."""
-    print("| method | harmonize | set | regions | EMD Lab | EMD HSV-SV | structure | steps | ms/region |")
-    print("|---|---|---|---|---|---|---|---|---|")
+    print("| method | harmonize | set | regions | EMD Lab | EMD HSV-SV | structure | hue off | steps | ms/region |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     built: dict[str, dict[str, Generator]] = {}
     for method in methods:
         generators, refused = build_for_targets(method, device, method_options.get(method, {}))
         for reason in refused:
-            print(f"| {method} | - | - | - | unavailable for {reason} | | | | |")
+            print(f"| {method} | - | - | - | unavailable for {reason} | | | | | |")
         if not generators:
             continue
         built[method] = generators
         for harmonizer in HARMONIZERS:
             if harmonizer == "latent" and not isinstance(next(iter(generators.values())), LatentGenerator):
-                print(f"| {method} | latent | - | - | n/a: no latents | | | | |")
+                print(f"| {method} | latent | - | - | n/a: no latents | | | | | |")
                 continue
             everything = Tally()
             for dataset, tally in measure_cell(generators, harmonizer, scenes, options).items():
@@ -226,6 +240,7 @@ def run_table(
                 everything.lab += tally.lab
                 everything.sv += tally.sv
                 everything.structure += tally.structure
+                everything.hue += tally.hue
                 everything.steps += tally.steps
                 everything.seconds += tally.seconds
             print(format_row(method, harmonizer, "**all**", everything), flush=True)
@@ -385,6 +400,7 @@ def main() -> None:
     parser.add_argument(
         "--structure-penalty", type=float, default=LatentOptions.structure_penalty, help="structure term weight"
     )
+    parser.add_argument("--hue-penalty", type=float, default=LatentOptions.hue_penalty, help="hue term weight")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
     parser.add_argument(
@@ -408,6 +424,7 @@ def main() -> None:
         latent_penalty=args.latent_penalty,
         starts=args.starts,
         structure_penalty=args.structure_penalty,
+        hue_penalty=args.hue_penalty,
     )
     method_options = parse_method_options(args.method_option)
     if args.eval:

@@ -1,12 +1,14 @@
 """COCO person boxes from the shipped CenterNet (default) or NanoDet ONNX models, searched in tiles.
 
-Both networks take a fixed square input (512 px for CenterNet, 416 for NanoDet). A frame is
-searched once whole (letterboxed into the input, for people larger than a tile) and in
-overlapping square tiles sized so that a person ``min_height`` pixels tall still appears
-about :data:`_MIN_INPUT_HEIGHT` pixels tall in the network input, the smallest CenterNet
-found reliably on vtest.avi (``docs/regions.md``). Detections of all passes are merged by
+NanoDet takes a fixed 416x416 input; CenterNet, cut before its own decoding (which needs
+512x512), takes any size whose sides are multiples of 32 and is fed 512x512 squares here too. A
+frame is searched once whole (letterboxed into the input, for people larger than a tile) and in
+overlapping square tiles sized so that a person ``min_height`` pixels tall (or, in frames under
+576 px tall, ``min_height_fraction`` of the frame height) still appears about
+:data:`_MIN_INPUT_HEIGHT` pixels tall in the network input, the smallest CenterNet found
+reliably on vtest.avi (``docs/regions.md``). Detections of all passes are merged by
 non-maximum suppression; a box cut by an inner tile edge is dropped when a box of another
-pass contains it.
+pass contains it. ``pieces=True`` searches fewer, larger rectangles instead (faster, leaks more).
 
 In tracked video (``set_tracked(True)``, :class:`~realanon.interfaces.TrackedSearch`) the
 whole-frame pass runs on every frame and the tiles can be spread over ``spread`` frames (default
@@ -16,6 +18,7 @@ people of the other tiles in between. Photos and untracked video search every ti
 
 from __future__ import annotations
 
+import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -23,7 +26,8 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from realanon.detectors._boxes import box_overlap_min, nms, tile_boxes
+from realanon.detectors._boxes import box_iou, box_overlap_min, nms, tile_boxes
+from realanon.detectors.coco_decode import PERSON, decode_centernet, decode_nanodet
 from realanon.detectors.onnx_models import open_session
 from realanon.detectors.tile_spread import TileSpread
 from realanon.registry import register_detector
@@ -36,7 +40,14 @@ _PAD_VALUE = 114
 # cost a third of the CPU but left 7 people-frames of 839 uncovered on the moving street film
 # where the whole search left 4 (scripts/measure_body_spread.py, docs/regions.md): a user's choice.
 SPREAD = 1
-PERSON = 0  # COCO class index of "person" in both models' outputs
+# Frames under 24 / MIN_HEIGHT_FRACTION = 576 px tall are searched for people down to this fraction of
+# their height rather than 24 px (vtest at half size: 12 px, as 24 px at full size; docs/regions.md).
+MIN_HEIGHT_FRACTION = 24 / 576
+# CenterNet's inner tensors kept by the cut graph (NCHW): 80 class heatmaps and the 4 box sides in input
+# pixels, both at stride 4 (the shipped graph's own decoding, which needs a 512x512 input, is dropped).
+_CENTERNET_OUTPUTS = ("tower_0/Sigmoid:0", "tower_0/mul:0")
+# A model of any input size searches pieces up to this many times a tile's side each way (frame_pieces).
+_PIECE_STRETCH = (1.25, 1.25)  # (height, width)
 
 RunFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 Region = tuple[int, int, int, int]
@@ -66,41 +77,63 @@ def frame_tiles(size: tuple[int, int], input_size: int, min_height: float, overl
     return tile_boxes(size, tile, overlap) if tile < max(size) * 0.95 else []
 
 
-def search_tiles(image: np.ndarray, run: RunFn, input_size: int, min_height: float,
-                 overlap: float, nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """Person boxes of a whole frame: one letterboxed pass plus every tile, merged.
+def frame_pieces(size: tuple[int, int], input_size: int, min_height: float, overlap: float) -> list[Region]:
+    """Rectangular pieces a frame of ``size`` ``(H, W)`` is searched in by a model of any input size.
 
-    Args:
-        image: RGB ``(H, W, 3)`` uint8 frame.
-        run: Network on one ``input_size`` square RGB uint8 image -> ``(N, 4)`` XYXY boxes in
-            input pixels and ``(N,)`` person scores.
-        input_size: Side of the network input.
-        min_height: Smallest person height in frame pixels to find (sets the tile size);
-            0 searches the whole frame only.
-        overlap: Fraction of a tile shared with its neighbour.
-        nms_iou: Boxes overlapping by this IoU are one person.
-
-    Returns:
-        ``(N, 4)`` float boxes in frame pixels and ``(N,)`` scores, best first.
+    Same scale and overlap (frame pixels) as :func:`frame_tiles`, but each piece may be up to
+    :data:`_PIECE_STRETCH` times the tile's side in each direction and the pieces share the frame
+    evenly, so fewer passes cover it (a 1280x720 frame: 2 pieces instead of 6 tiles). None when
+    one letterboxed pass suffices.
     """
-    tiles = frame_tiles((image.shape[0], image.shape[1]), input_size, min_height, overlap)
-    return search_regions(image, run, input_size, tiles, tiles, nms_iou)
+    if min_height <= 0:
+        return []
+    tile = tile_size_for(input_size, min_height)
+    if tile >= max(size) * 0.95:
+        return []
+    ys, xs = (_spans(n, stretch * tile, overlap * tile) for n, stretch in zip(size, _PIECE_STRETCH))
+    return [(x1, y1, x2, y2) for y1, y2 in ys for x1, x2 in xs]
+
+
+def _spans(length: int, longest: float, overlap: float) -> list[tuple[int, int]]:
+    """Fewest equal spans no longer than ``longest`` covering ``length``, neighbours sharing ``overlap``."""
+    if length <= longest * 1.001:
+        return [(0, length)]
+    n = math.ceil((length - overlap) / (longest - overlap))
+    side = min(length, math.ceil((length + (n - 1) * overlap) / n))
+    starts = [round(i * (length - side) / (n - 1)) for i in range(n)]
+    return [(x, x + side) for x in starts]
+
+
+def fit_scaled(crop: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
+    """``crop`` resized by about ``scale`` to sides that are multiples of 32; the x and y scales used."""
+    h, w = crop.shape[:2]
+    th, tw = max(32, math.ceil(h * scale / 32) * 32), max(32, math.ceil(w * scale / 32) * 32)
+    interp = cv2.INTER_AREA if tw < w else cv2.INTER_LINEAR
+    return cv2.resize(crop, (tw, th), interpolation=interp), tw / w, th / h
 
 
 def search_regions(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequence[Region],
-                   all_tiles: Sequence[Region], nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
+                   all_tiles: Sequence[Region], nms_iou: float,
+                   piece_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes from one whole-frame pass plus the given ``tiles``, merged.
 
     ``all_tiles`` are the frame's tiles, searched now or on other calls: when only some are
     searched (a spread search), a box cut by a searched tile's inner edge is dropped if it lies
-    whole inside another tile, which finds it uncut on its own turn.
+    whole inside another tile, which finds it uncut on its own turn. Each tile is letterboxed
+    into the square input, or, with ``piece_scale`` (a model of any input size and
+    :func:`frame_pieces`), resized by that scale (:func:`fit_scaled`).
     """
     h, w = image.shape[:2]
     boxes, scores, cut = [], [], []
-    for rx1, ry1, rx2, ry2 in [(0, 0, w, h), *tiles]:
-        canvas, scale = letterbox(image[ry1:ry2, rx1:rx2], input_size)
+    for i, (rx1, ry1, rx2, ry2) in enumerate([(0, 0, w, h), *tiles]):
+        crop = image[ry1:ry2, rx1:rx2]
+        if i and piece_scale is not None:
+            canvas, sx, sy = fit_scaled(crop, piece_scale)
+        else:
+            canvas, sx = letterbox(crop, input_size)
+            sy = sx
         b, s = run(canvas)
-        b = b / scale + np.array([rx1, ry1, rx1, ry1], dtype=np.float64)
+        b = b / np.array([sx, sy, sx, sy]) + np.array([rx1, ry1, rx1, ry1], dtype=np.float64)
         b[:, 0::2] = b[:, 0::2].clip(0, w)
         b[:, 1::2] = b[:, 1::2].clip(0, h)
         boxes.append(b)
@@ -130,7 +163,13 @@ def _touches_inner_edge(boxes: np.ndarray, region: tuple[int, int, int, int], si
 
 
 def merge(boxes: np.ndarray, scores: np.ndarray, cut: np.ndarray, nms_iou: float) -> tuple[np.ndarray, np.ndarray]:
-    """NMS across passes; then a cut box mostly inside a kept uncut box is dropped."""
+    """NMS across passes; then a cut box mostly inside a kept uncut box is dropped.
+
+    A kept box becomes the union of the uncut boxes (of any pass) overlapping it by ``nms_iou``:
+    the passes see a person at different scales and their boxes differ by a few pixels; the
+    union covers what any of them saw (small frames' tiles cut 0.95 -> 0.94 of the annotated
+    people's pixels before, ``docs/regions.md``).
+    """
     if not len(boxes):
         return boxes.reshape(0, 4), scores
     keep = nms(boxes, scores - 0.5 * cut, nms_iou)  # an uncut box wins over a cut one
@@ -138,7 +177,14 @@ def merge(boxes: np.ndarray, scores: np.ndarray, cut: np.ndarray, nms_iou: float
     final = [i for i in keep if not cut[i] or not whole
              or float(box_overlap_min(boxes[i], boxes[whole]).max()) < 0.7]
     final.sort(key=lambda i: -scores[i])
-    return boxes[final], scores[final]
+    out = boxes[final].copy()
+    uncut = boxes[~cut]
+    for row, i in enumerate(final):  # each box grows to hold every uncut box of the same person
+        same = uncut[box_iou(boxes[i], uncut) >= nms_iou] if len(uncut) else uncut
+        if len(same):
+            out[row, :2] = np.minimum(out[row, :2], same[:, :2].min(axis=0))
+            out[row, 2:] = np.maximum(out[row, 2:], same[:, 2:].max(axis=0))
+    return out, scores[final]
 
 
 class PersonBoxModel(Protocol):
@@ -151,22 +197,29 @@ class PersonBoxModel(Protocol):
 
 
 class CenterNetBoxes:
-    """The shipped MobileNetV3 CenterNet (512x512 float RGB 0-255 input, decoded output rows
-    ``x1, y1, x2, y2, score, class``): the person rows scoring at least ``min_score``."""
+    """The shipped MobileNetV3 CenterNet, run up to its heatmaps, so on RGB 0-255 float images of any
+    size whose sides are multiples of 32 (it was converted for 512x512).
+
+    The graph is cut (:func:`~realanon.detectors.onnx_models.truncated_model`) after the class
+    heatmaps (sigmoid, stride 4) and the box sides; the person heatmap's local maxima scoring at
+    least ``min_score`` are decoded here (:func:`decode_centernet`) as the model's own decoding
+    does, without its cap of 100 detections of all classes.
+    """
 
     name = "centernet_person"
     input_size = 512
+    any_size = True
 
     def __init__(self, model: str = "centernet", min_score: float = 0.25, device: str = "cpu",
                  threads: int | None = None) -> None:
         self.min_score = float(min_score)
-        self._session = open_session(model, device=device, threads=threads)
+        self._session = open_session(model, device=device, threads=threads, outputs=_CENTERNET_OUTPUTS,
+                                     free_dims=(1, 2))
         self._input = self._session.get_inputs()[0].name
 
     def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        out = self._session.run(None, {self._input: canvas[None].astype(np.float32)})[0][0]
-        keep = (out[:, 5] == PERSON) & (out[:, 4] >= self.min_score)
-        return out[keep, :4].astype(np.float64), out[keep, 4].astype(np.float64)
+        heat, sides = self._session.run(None, {self._input: canvas[None].astype(np.float32)})
+        return decode_centernet(heat[0, PERSON], sides[0], self.min_score)
 
 
 class NanoDetBoxes:
@@ -190,53 +243,78 @@ class NanoDetBoxes:
 
 
 class TiledPersonDetector:
-    """People (COCO class 0) found by one box network, whole frame and tiles, merged.
+    """People (COCO class 0) found by one box network, whole frame and finer passes, merged.
+
+    Besides the letterboxed whole-frame pass, the frame is searched in square tiles
+    (:func:`frame_tiles`) or, with ``pieces=True`` and a model of any input size (``any_size``:
+    CenterNet), in fewer, larger rectangular pieces at the same scale (:func:`frame_pieces`).
 
     Args:
         model: The network pass (:class:`CenterNetBoxes`, :class:`NanoDetBoxes` or any
             :class:`PersonBoxModel`).
-        min_height: Smallest person height in frame pixels to find: tiles are sized for it
-            (24 finds pedestrians 24 px tall in a 1080p frame; 0 = one whole-frame pass).
+        min_height: Smallest person height in frame pixels to find (24 finds pedestrians 24 px
+            tall in a 1080p frame; 0 = one whole-frame pass).
         overlap: Fraction of a tile shared with its neighbour, in [0, 0.9].
         nms_iou: Boxes overlapping by this IoU are one person.
         spread: In tracked video, the tiles are searched over this many frames, one interleaved
             group per frame (the whole-frame pass runs every frame; 1: every tile every frame).
+            Above 1 the search uses tiles.
         cut_threshold: Mean grey difference (0-255, 1/16 resolution) from the previous frame
             from which a tracked frame is a scene cut and searched in every tile.
+        pieces: Search :func:`frame_pieces` instead of tiles (``any_size`` models only): about half
+            the CPU at 720p, but CenterNet scores small people lower in the larger pieces and the
+            street film leaked 19 people-frames of 839 against 3 with tiles
+            (``scripts/measure_body_spread.py``), so it is not the default.
+        min_height_fraction: In frames smaller than ``min_height / min_height_fraction`` pixels
+            tall, people down to this fraction of the frame height are searched for instead
+            (0: ``min_height`` pixels at every frame size).
     """
 
     def __init__(self, model: PersonBoxModel, min_height: float = 24.0, overlap: float = 0.2,
-                 nms_iou: float = 0.5, spread: int = SPREAD, cut_threshold: float = 20.0) -> None:
+                 nms_iou: float = 0.5, spread: int = SPREAD, cut_threshold: float = 20.0,
+                 pieces: bool = False, min_height_fraction: float = MIN_HEIGHT_FRACTION) -> None:
         if not 0.0 <= overlap <= 0.9:
             raise ValueError(f"{model.name} overlap must be in [0, 0.9], got {overlap}")
+        if not 0.0 <= min_height_fraction < 1.0:
+            raise ValueError(f"{model.name} min_height_fraction must be in [0, 1), got {min_height_fraction}")
         self.model = model
         self.name = model.name
         self.input_size = model.input_size
         self.min_height = float(min_height)
+        self.min_height_fraction = float(min_height_fraction)
         self.overlap = float(overlap)
         self.nms_iou = float(nms_iou)
         self.schedule = TileSpread(spread, cut_threshold)
+        self.pieces = bool(pieces) and bool(getattr(model, "any_size", False))
         self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray) -> Detections:
         """Every person in an RGB ``(H, W, 3)`` uint8 image: boxes and scores, kind ``"body"``.
 
-        In tracked video (after ``set_tracked(True)``) only one group of tiles is searched per
-        call, besides the whole-frame pass (see :mod:`realanon.detectors.tile_spread`).
+        With tiles in tracked video (after ``set_tracked(True)``) only one group of tiles is
+        searched per call, besides the whole-frame pass (see :mod:`realanon.detectors.tile_spread`).
         """
         h, w = image.shape[:2]
         image = np.ascontiguousarray(image)
         with self._lock:
             tiles = self.tile_regions((h, w))
             now = self.schedule.tiles_now(image, tiles)
-            boxes, scores = search_regions(image, self.model, self.input_size, now, tiles, self.nms_iou)
+            scale = _MIN_INPUT_HEIGHT / self.min_height_at((h, w)) if self.pieces else None
+            boxes, scores = search_regions(image, self.model, self.input_size, now, tiles, self.nms_iou, scale)
         items = tuple(Detection(tuple(b), float(s), "body", source=self.name)  # type: ignore[arg-type]
                       for b, s in zip(boxes, scores))
         return Detections(items, (h, w))
 
+    def min_height_at(self, size: tuple[int, int]) -> float:
+        """The smallest person height (pixels) searched for in a frame of ``size`` ``(H, W)``."""
+        if self.min_height <= 0 or self.min_height_fraction <= 0:
+            return self.min_height
+        return min(self.min_height, self.min_height_fraction * size[0])
+
     def tile_regions(self, size: tuple[int, int]) -> list[Region]:
-        """The tiles (XYXY, frame pixels) a frame of ``size`` ``(H, W)`` is searched in, besides the whole pass."""
-        return frame_tiles(size, self.input_size, self.min_height, self.overlap)
+        """The tiles or pieces (XYXY, frame pixels) a frame of ``size`` ``(H, W)`` is searched in, besides the whole pass."""
+        regions = frame_pieces if self.pieces else frame_tiles
+        return regions(size, self.input_size, self.min_height_at(size), self.overlap)
 
     def spread_groups(self, size: tuple[int, int]) -> int:
         """Calls one full tile search of a frame of ``size`` takes in tracked video."""
@@ -257,7 +335,8 @@ class TiledPersonDetector:
 def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
                      nms_iou: float = 0.5, model: str = "centernet", device: str = "cpu",
                      threads: int | None = None, spread: int = SPREAD,
-                     cut_threshold: float = 20.0) -> TiledPersonDetector:
+                     cut_threshold: float = 20.0, pieces: bool = False,
+                     min_height_fraction: float = MIN_HEIGHT_FRACTION) -> TiledPersonDetector:
     """People found by the shipped CenterNet, tiled (the box stage of ``coco_person``).
 
     Args:
@@ -265,44 +344,19 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
         model: Shipped model name or an ONNX file with the same input and output.
         device: ``"cuda"`` uses onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
-        min_height, overlap, nms_iou, spread, cut_threshold: See :class:`TiledPersonDetector`.
+        min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction: See
+            :class:`TiledPersonDetector`.
     """
     return TiledPersonDetector(CenterNetBoxes(model, min_score, device, threads),
-                               min_height, overlap, nms_iou, spread, cut_threshold)
+                               min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction)
 
 
 @register_detector("nanodet_person")
 def nanodet_person(min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
                    nms_iou: float = 0.5, model: str = "nanodet", device: str = "cpu",
                    threads: int | None = None, spread: int = SPREAD,
-                   cut_threshold: float = 20.0) -> TiledPersonDetector:
+                   cut_threshold: float = 20.0,
+                   min_height_fraction: float = MIN_HEIGHT_FRACTION) -> TiledPersonDetector:
     """People found by the shipped NanoDet (Apache-2.0), tiled; same arguments as :func:`centernet_person`."""
-    return TiledPersonDetector(NanoDetBoxes(model, min_score, device, threads),
-                               min_height, overlap, nms_iou, spread, cut_threshold)
-
-
-def decode_nanodet(outputs: list[np.ndarray], input_size: int, min_score: float) -> tuple[np.ndarray, np.ndarray]:
-    """Person boxes from NanoDet's per-stride ``(cells, 80)`` scores and ``(cells, 44)`` side distributions."""
-    scores_by_cells = {o.shape[0]: o for o in outputs if o.shape[1] == 80}
-    dists_by_cells = {o.shape[0]: o for o in outputs if o.shape[1] != 80}
-    boxes, scores = [], []
-    for cells, cls in scores_by_cells.items():
-        side = int(round(cells ** 0.5))
-        stride = input_size / side
-        idx = np.nonzero(cls[:, PERSON] >= min_score)[0]
-        if not len(idx):
-            continue
-        dist = dists_by_cells[cells][idx].reshape(len(idx), 4, -1)
-        prob = np.exp(dist - dist.max(axis=2, keepdims=True))
-        prob /= prob.sum(axis=2, keepdims=True)
-        d = (prob * np.arange(prob.shape[2])).sum(axis=2) * stride  # left, top, right, bottom
-        cx = (idx % side + 0.5) * stride
-        cy = (idx // side + 0.5) * stride
-        boxes.append(np.stack([cx - d[:, 0], cy - d[:, 1], cx + d[:, 2], cy + d[:, 3]], axis=1))
-        scores.append(cls[idx, PERSON])
-    if not boxes:
-        return np.zeros((0, 4)), np.zeros(0)
-    b, s = np.concatenate(boxes).astype(np.float64), np.concatenate(scores).astype(np.float64)
-    keep = nms(b, s, 0.5)
-    return b[keep], s[keep]
-
+    return TiledPersonDetector(NanoDetBoxes(model, min_score, device, threads), min_height, overlap, nms_iou,
+                               spread, cut_threshold, min_height_fraction=min_height_fraction)

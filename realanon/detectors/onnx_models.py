@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -81,12 +82,16 @@ def providers_for(device: str) -> list[str]:
 
 
 def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int | None = None,
-                 weights_dir: Path | None = None, spinning: bool = False) -> Any:
+                 weights_dir: Path | None = None, spinning: bool = False,
+                 outputs: Sequence[str] | None = None, free_dims: Sequence[int] = ()) -> Any:
     """An ``onnxruntime.InferenceSession`` for a shipped model name or an ONNX file path.
 
     A shipped model is verified against the manifest's sha256 first; a path the user gives is
     only checked to exist. ``spinning`` lets idle intra-op threads busy-wait (onnxruntime's
     default; off here, as it burns CPU that decoding and encoding threads need).
+    ``outputs`` cuts the graph so that these inner tensors are its outputs (the nodes after them
+    are dropped), and ``free_dims`` makes those axes of the first input any size
+    (:func:`truncated_model`).
 
     Raises:
         WeightsError: missing or altered file, or a file onnxruntime cannot load.
@@ -98,6 +103,9 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     else:
         path, sha = model_path(str(name_or_path), weights_dir)
     verify(path, sha)
+    source: str | bytes = str(path)
+    if outputs:
+        source = truncated_model(path, outputs, free_dims)
     options = ort.SessionOptions()
     options.intra_op_num_threads = default_threads() if threads is None else int(threads)
     options.inter_op_num_threads = 1
@@ -106,9 +114,47 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
     options.log_severity_level = 3
     try:
-        return ort.InferenceSession(str(path), options, providers=providers_for(device))
+        return ort.InferenceSession(source, options, providers=providers_for(device))
     except Exception as err:  # noqa: BLE001 - any load failure becomes one clear error
         raise WeightsError(f"{path}: onnxruntime cannot load it ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+def truncated_model(path: Path, outputs: Sequence[str], free_dims: Sequence[int] = ()) -> bytes:
+    """The ONNX model at ``path`` cut after the tensors ``outputs``, serialized.
+
+    Only the nodes those tensors depend on are kept (with their initializers); axes
+    ``free_dims`` of the first input become symbolic, so that a fully convolutional part of a
+    network can run on inputs of any size.
+
+    Raises:
+        WeightsError: the file cannot be parsed or has no tensor of one of those names.
+    """
+    import onnx
+    from onnx import helper
+
+    try:
+        model = onnx.load(str(path))
+    except Exception as err:  # noqa: BLE001 - any parse failure becomes one clear error
+        raise WeightsError(f"{path}: not a readable ONNX model ({type(err).__name__}: {str(err)[:200]})") from None
+    graph = model.graph
+    needed, kept = set(outputs), []
+    for node in reversed(graph.node):
+        if needed.intersection(node.output):
+            kept.append(node)
+            needed.update(node.input)
+    produced = {o for n in kept for o in n.output}
+    missing = [o for o in outputs if o not in produced]
+    if missing:
+        raise WeightsError(f"{path}: no tensor named {missing[0]!r} (is this the shipped model?)")
+    initializers = [i for i in graph.initializer if i.name in needed]
+    del graph.node[:], graph.output[:], graph.value_info[:], graph.initializer[:]
+    graph.node.extend(reversed(kept))
+    graph.initializer.extend(initializers)
+    graph.output.extend(helper.make_tensor_value_info(o, onnx.TensorProto.FLOAT, None) for o in outputs)
+    dims = graph.input[0].type.tensor_type.shape.dim
+    for axis in free_dims:
+        dims[axis].dim_param = f"free_{axis}"
+    return bytes(model.SerializeToString())
 
 
 def run_raw(model_dir: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

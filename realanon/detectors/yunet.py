@@ -1,8 +1,10 @@
-"""YuNet face detection (libfacedetection, BSD-3, compiled into the ``yuface`` wheel), at two scales.
+"""YuNet face detection (libfacedetection, BSD-3; the shipped ONNX graph ``weights/yunet``), at two scales.
 
 YuNet is a very small CNN that finds faces from about 10 px high. Its cost grows with the
-pixels it sees: a whole 1080p frame at full resolution costs many times a shrunk one. So this
-detector searches
+pixels it sees: a whole 1080p frame at full resolution costs many times a shrunk one. The
+network runs in onnxruntime (:mod:`realanon.detectors.yunet_onnx`; converted from the ``yuface``
+wheel by ``scripts/convert_yunet.py``), several times faster than the wheel's own build on the
+same CPU (``docs/regions.md``). This detector searches
 
 * the whole frame shrunk to a long side of ``coarse_size`` pixels (default 480: a quarter
   of 1080p) on every call: the large faces, from about 12 px in the shrunk frame (about
@@ -33,9 +35,6 @@ detector searches
   a first frame or a new frame size searches the whole frame at once. Photos, untracked video
   and a detector never told it is tracked search every due cell on every call.
 
-yuface holds the GIL while it runs and uses one thread, so searching stripes on threads
-would gain nothing; spreading the search over frames is what bounds the cost.
-
 Landmarks: YuNet gives 5 points (eyes, nose tip, mouth corners). They are returned in
 mediapipe's ``face6`` layout, so regions and generators use them as they use mediapipe's:
 right eye (image left), left eye, nose tip, mouth centre (mean of the corners), right ear,
@@ -53,7 +52,7 @@ import cv2
 import numpy as np
 
 from realanon.detectors._boxes import nms_detections
-from realanon.errors import ConfigError
+from realanon.detectors.yunet_onnx import YuNetNetwork, default_network
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections
 
@@ -61,19 +60,14 @@ _BLOCK = 8  # side of the blocks whose mean grey level decides whether a tile ch
 _EAR_OFFSET = 0.75  # ears placed this many eye distances beyond each eye
 
 
-def yunet_raw(bgr: np.ndarray) -> np.ndarray:
-    """Runs YuNet once on a BGR ``(H, W, 3)`` uint8 image.
+def yunet_raw(rgb: np.ndarray, network: YuNetNetwork | None = None, min_score: float = 0.3) -> np.ndarray:
+    """Runs YuNet once on an RGB ``(H, W, 3)`` uint8 image (the shipped CPU network by default).
 
     Returns:
         ``(N, 15)`` float32 rows ``score, x, y, w, h, 5 x (lx, ly)`` in the image's pixels,
-        score in [0, 1].
+        score in [min_score, 1].
     """
-    import yuface
-
-    out = yuface.c_detect(np.ascontiguousarray(bgr))
-    rows = np.asarray(out, dtype=np.float32).reshape(-1, out.shape[1] if out.ndim == 2 else 16)[:, :15]
-    rows[:, 0] /= 100.0
-    return rows
+    return (network or default_network())(rgb, min_score=min_score)
 
 
 def face6_from_yunet(points5: np.ndarray) -> np.ndarray:
@@ -118,6 +112,10 @@ class YuNetDetector:
             (vertical stripes searched in turn; 1: every due cell on every frame).
         cut_threshold: Mean absolute grey difference (0-255) from the previous frame, at 1/16
             resolution, from which a frame counts as a scene cut and is searched whole.
+        device: ``"cuda..."`` runs the network with onnxruntime's CUDA provider when it has one.
+
+    Raises:
+        WeightsError: the shipped network ``weights/yunet/model.onnx`` is missing or altered.
     """
 
     def __init__(
@@ -133,6 +131,7 @@ class YuNetDetector:
         nms_iou: float = 0.3,
         spread: int = 1,
         cut_threshold: float = 20.0,
+        device: str = "cpu",
     ) -> None:
         if coarse_size < 64:
             raise ValueError(f"yunet coarse_size must be >= 64, got {coarse_size}")
@@ -146,13 +145,8 @@ class YuNetDetector:
         if not 0.0 <= min_score <= 1.0 or change_threshold < 0:
             raise ValueError(f"yunet min_score must be in [0, 1] and change_threshold >= 0, "
                              f"got {min_score}, {change_threshold}")
-        try:  # fail at construction, not at the first frame
-            import yuface  # noqa: F401
-        except ImportError:
-            raise ConfigError("the yunet face detector needs the yuface package (wheels for CPython <= 3.11 on "
-                              "x86-64 Linux and Windows only); elsewhere use detector = \"mediapipe_face\" "
-                              "or \"centerface\"") from None
-
+        # Made (and the shipped file verified) at construction, not at the first frame.
+        self._network = default_network(device)
         self.min_score = float(min_score)
         self.coarse_size = int(coarse_size)
         self.fine_scales = tuple(float(f) for f in fine_scales)
@@ -177,12 +171,12 @@ class YuNetDetector:
     def __call__(self, image: np.ndarray) -> Detections:
         """Detects faces in an RGB ``(H, W, 3)`` uint8 image."""
         h, w = image.shape[:2]
-        bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR)
         coarse_scale = min(1.0, self.coarse_size / max(h, w))
-        found = self._search(bgr, (0, 0, w, h), coarse_scale)
+        pyramid = _Pyramid(image, [coarse_scale, *self.fine_scales])
+        found = self._search(pyramid, (0, 0, w, h), coarse_scale)
         if any(f > coarse_scale for f in self.fine_scales):
             with self._lock:
-                found += self._fine_search(bgr)
+                found += self._fine_search(pyramid)
         found = nms_detections(found, self.nms_iou, nested_threshold=0.7)
         return Detections(tuple(found), (h, w))
 
@@ -198,10 +192,11 @@ class YuNetDetector:
         self.reset()
         self._tracked = bool(tracked)
 
-    def _fine_search(self, bgr: np.ndarray) -> list[Detection]:
+    def _fine_search(self, pyramid: _Pyramid) -> list[Detection]:
         """Small faces: searched again where the frame changed (one stripe per call when
         spread), remembered elsewhere."""
-        grey = cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+        image = pyramid.image
+        grey = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
         grid = _cell_grid_shape(grey.shape, self.cell_size)
         searched = self._searched_grey
         if self._starts_afresh(grey) or searched is None or self._stale is None:
@@ -224,7 +219,7 @@ class YuNetDetector:
         new: list[Detection] = []
         for box in search_boxes(due, self.cell_size, self.search_margin, grey.shape):
             for scale in self.fine_scales:
-                new += [d for d in self._search(bgr, box, scale) if due[_centre_cell(d, self.cell_size, grid)]]
+                new += [d for d in self._search(pyramid, box, scale) if due[_centre_cell(d, self.cell_size, grid)]]
         self._remembered = kept + new
         self._recent.append(self._remembered)
         self._stale &= ~due
@@ -250,25 +245,50 @@ class YuNetDetector:
         mask[:, turn * grid[1] // spread : (turn + 1) * grid[1] // spread] = True
         return mask
 
-    def _search(self, bgr: np.ndarray, box: tuple[int, int, int, int], scale: float) -> list[Detection]:
-        """YuNet on ``bgr[box]`` resized by ``scale``; detections in frame pixels."""
+    def _search(self, pyramid: _Pyramid, box: tuple[int, int, int, int], scale: float) -> list[Detection]:
+        """YuNet on the frame's ``box`` resized by ``scale``; detections in frame pixels."""
         x0, y0, x1, y1 = box
-        crop = bgr[y0:y1, x0:x1]
-        if scale != 1.0:
-            size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
-            interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
-            crop = cv2.resize(crop, size, interpolation=interpolation)
+        crop = pyramid.crop(box, scale)
         sx, sy = (x1 - x0) / crop.shape[1], (y1 - y0) / crop.shape[0]
         items = []
-        for row in yunet_raw(crop):
-            if row[0] < self.min_score:
-                continue
+        for row in yunet_raw(crop, self._network, self.min_score):
             bx, by, bw, bh = row[1:5]
             box_xyxy = (bx * sx + x0, by * sy + y0, (bx + bw) * sx + x0, (by + bh) * sy + y0)
             points = row[5:15].reshape(5, 2) * (sx, sy) + (x0, y0)
             items.append(Detection(box_xyxy, float(min(row[0], 1.0)), "face", keypoints=face6_from_yunet(points),
                                    keypoint_layout="face6", source="yunet"))
         return items
+
+
+class _Pyramid:
+    """One frame and its shrunk copies; each shrunk whole frame is made once, from the nearest
+    larger one already made (a 1080p frame to 0.5, then 0.5 to 0.25: a quarter of the work)."""
+
+    def __init__(self, image: np.ndarray, scales: Sequence[float]) -> None:
+        self.image = image
+        self._levels = {1.0: image}
+        for scale in sorted((s for s in scales if s < 1.0), reverse=True):
+            self.whole(scale)
+
+    def whole(self, scale: float) -> np.ndarray:
+        """The whole frame resized by ``scale`` <= 1 (INTER_AREA)."""
+        if scale not in self._levels:
+            source = self._levels[min(s for s in self._levels if s > scale)]
+            h, w = self.image.shape[:2]
+            size = (max(1, round(w * scale)), max(1, round(h * scale)))
+            self._levels[scale] = cv2.resize(source, size, interpolation=cv2.INTER_AREA)
+        return self._levels[scale]
+
+    def crop(self, box: tuple[int, int, int, int], scale: float) -> np.ndarray:
+        """The frame's XYXY ``box`` resized by ``scale``."""
+        x0, y0, x1, y1 = box
+        if (x0, y0, x1, y1) == (0, 0, self.image.shape[1], self.image.shape[0]) and scale <= 1.0:
+            return self.whole(scale)
+        crop = self.image[y0:y1, x0:x1]
+        if scale == 1.0:
+            return crop
+        size = (max(1, round((x1 - x0) * scale)), max(1, round((y1 - y0) * scale)))
+        return cv2.resize(crop, size, interpolation=cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR)
 
 
 def _cell_grid_shape(size: tuple[int, ...], cell: int) -> tuple[int, int]:

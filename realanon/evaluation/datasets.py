@@ -118,6 +118,23 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
+def _scaled_instance(inst: Instance, scale: float, size: tuple[int, ...], detail: bool) -> Instance:
+    """A pseudo-ground-truth person in the resized frame (score 1); its mask and keypoints when ``detail``."""
+    import cv2
+
+    box = tuple(v * scale for v in inst.box_xyxy)
+    if not detail:
+        return Instance(box, 1, 1.0)  # type: ignore[arg-type]
+    mask = None
+    if inst.mask is not None:
+        mask = cv2.resize(inst.mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
+    kps = None
+    if inst.keypoints is not None:
+        kps = inst.keypoints.astype(np.float32).copy()
+        kps[:, :2] *= scale
+    return Instance(box, 1, 1.0, mask, kps)  # type: ignore[arg-type]
+
+
 def vtest_splits(options: DataOptions) -> tuple[list[Sample], list[Sample]]:
     """Frames of ``vtest.avi`` split by time, with pseudo-ground-truth person boxes.
 
@@ -134,11 +151,10 @@ def vtest_splits(options: DataOptions) -> tuple[list[Sample], list[Sample]]:
     detect = box_detector(options.pseudo_gt, options.pseudo_gt_upscale, options.pseudo_gt_options)
     samples = []
     for idx, frame in zip(indices, frames):
-        insts = tuple(
-            Instance(tuple(v * options.scale for v in inst.box_xyxy), 1, 1.0)  # type: ignore[arg-type]
-            for inst in detect(frame)
-        )
-        samples.append(Sample(_resize(frame, options.scale), insts, f"vtest_{idx:04d}"))
+        image = _resize(frame, options.scale)
+        insts = tuple(_scaled_instance(inst, options.scale, image.shape[:2], options.pseudo_gt_detail)
+                      for inst in detect(frame))
+        samples.append(Sample(image, insts, f"vtest_{idx:04d}"))
     cut = int(round(len(samples) * options.train_fraction))
     return samples[:cut], samples[cut:]
 
@@ -164,10 +180,20 @@ def detection_splits(options: DataOptions) -> tuple[list[Sample], list[Sample]]:
     return train, val
 
 
+def _body_pose(inst: Instance, kind: str) -> tuple[np.ndarray | None, str | None]:
+    """A person's COCO-17 keypoints and their layout name for a body detection, else nothing."""
+    if kind != "body" or inst.keypoints is None or inst.keypoints.shape != (17, 3):
+        return None, None
+    return inst.keypoints.astype(np.float32), "coco17"
+
+
 def to_detections(sample: Sample, kind: str = "body") -> Detections:
-    """The sample's instances as pipeline :class:`Detections` (to anonymize exactly those)."""
+    """The sample's instances as pipeline :class:`Detections` (to anonymize exactly those).
+
+    Body detections carry the instance's COCO-17 keypoints when it has them (pose-aware generators use them).
+    """
     items = tuple(
-        Detection(inst.box_xyxy, 1.0, kind, mask=inst.mask, source="annotation")  # type: ignore[arg-type]
+        Detection(inst.box_xyxy, 1.0, kind, *_body_pose(inst, kind), mask=inst.mask, source="annotation")  # type: ignore[arg-type]
         for inst in sample.instances
     )
     return Detections(items, sample.image.shape[:2])  # type: ignore[arg-type]

@@ -12,7 +12,7 @@ import dataclasses
 import hashlib
 import json
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -56,7 +56,11 @@ class DataOptions:
             ``"hog"`` (OpenCV's HOG people detector).
         pseudo_gt_upscale: vtest: the frame is enlarged by this factor before ``pseudo_gt``
             runs (HOG cannot see people under 128 px tall; 1.3 suits it on vtest).
-        pseudo_gt_options: vtest: keyword arguments for the ``pseudo_gt`` detector.
+        pseudo_gt_options: vtest: keyword arguments for the ``pseudo_gt`` detector (e.g.
+            ``min_score = 0.5`` for ``coco_person``, whose default 0.25 keeps uncertain, tiny people).
+        pseudo_gt_detail: vtest: keep the ``pseudo_gt`` detector's instance masks and COCO-17
+            keypoints with its boxes, so that the methods replace people as they would behind that
+            detector (a donor body warped onto the pose, a silhouette mask); False gives box-only people.
         train_images, train_annotations, val_images, val_annotations: coco: paths.
         max_train_images, max_val_images: coco: keep at most this many (0 = all).
         category: Name of the person category (``AP_person`` and the anonymized kind).
@@ -70,6 +74,7 @@ class DataOptions:
     pseudo_gt: str = PERSON_DETECTOR
     pseudo_gt_upscale: float = 1.0
     pseudo_gt_options: Mapping[str, Any] = field(default_factory=dict)
+    pseudo_gt_detail: bool = False
     train_images: str = ""
     train_annotations: str = ""
     val_images: str = ""
@@ -297,6 +302,22 @@ def complete_methods(methods: list[MethodSpec], include_registered: bool) -> tup
             out.append(MethodSpec(method, AnonymizerConfig(method=method)))
             have_methods.add(method)
     return tuple(out)
+
+
+def restrict_methods(protocol: Protocol, names: Sequence[str]) -> Protocol:
+    """The protocol with only the methods named (in the protocol's order).
+
+    Unit fingerprints do not depend on the method list, so processes running disjoint subsets
+    into one output directory share the unit store, and a later run of the whole protocol reuses them.
+
+    Raises:
+        ConfigError: a name that is not one of the protocol's methods.
+    """
+    known = [m.name for m in protocol.methods]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ConfigError(f"unknown method(s) {', '.join(unknown)}; the protocol has: {', '.join(known)}")
+    return dataclasses.replace(protocol, methods=tuple(m for m in protocol.methods if m.name in set(names)))
 
 
 def load_protocol(path: str | Path) -> Protocol:

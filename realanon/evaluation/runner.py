@@ -6,7 +6,7 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from functools import cached_property, partial
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from realanon.evaluation.protocol import MethodSpec, Protocol, load_protocol
+from realanon.evaluation.protocol import MethodSpec, Protocol, load_protocol, restrict_methods
 
 log = logging.getLogger(__name__)
 
@@ -318,13 +318,18 @@ def save_example(path: Path, images: list[np.ndarray]) -> None:
     cv2.imwrite(str(path), cv2.cvtColor(row, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 88])
 
 
-def run_evaluation(config_path: str | Path, output_dir: str | Path | None = None, resume: bool = True) -> Path:
+def run_evaluation(
+    config_path: str | Path, output_dir: str | Path | None = None, resume: bool = True,
+    methods: Sequence[str] | None = None,
+) -> Path:
     """The body of :func:`realanon.evaluation.run_evaluation` (imported lazily from there)."""
     import torch
 
     from realanon.evaluation.report import collect_results, write_report
 
     protocol = load_protocol(config_path)
+    if methods:
+        protocol = restrict_methods(protocol, methods)
     out = Path(output_dir) if output_dir is not None else Path("eval_runs") / protocol.name
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(max(1, protocol.threads))

@@ -1,32 +1,27 @@
 """The ``donor`` generator: each face replaced by a real-looking face of someone who does not exist.
 
-CPU only, offline, no training. Donors come from a bank built by
-``scripts/build_donor_bank.py`` from the openpeople package (MIT; 10 synthetic people).
-For every face region the generator:
+CPU only, offline, no training; donors come from a bank built by ``scripts/build_donor_bank.py``
+from the openpeople package (MIT; 10 synthetic people). For every face region the generator:
 
 1. meshes the face in the crop with mediapipe FaceMesh (478 landmarks);
-2. chooses an identity by rejection in dlib's descriptor space
-   (:mod:`~realanon.generators.face_choice`): candidates are blends of two or three donor
-   people with a face-shape variation, from a numbered pool whose descriptors are computed
-   once; the region's seed orders the pool and the first candidate at least ``min_distance``
-   from every meshed face of the frame and every identity already given in it is taken (a
-   video track keeps its seed and so its identity); for each donor person, its view closest
-   in head pose, eye and mouth opening and skin tone is used;
-3. ``mode="face"`` (default) replaces the inner face only, brows to chin and cheek to cheek,
-   keeping the person's hair, ears and head outline: the donors are warped onto one geometry
-   near theirs (eyes and lips nearer the target's, so closed eyes and open mouths carry over),
-   blended, given the target's skin tone and light, and eased in
-   (:mod:`~realanon.generators.face_render`);
-   ``mode="head"`` pastes the main donor's whole head, hair included, warped onto the
-   target's landmarks and colour-matched (the older behaviour).
+2. chooses an identity (:mod:`~realanon.generators.face_choice`): blends of two or three donor
+   people with a face-shape variation, from a numbered pool ordered by the region's seed,
+   at least ``min_distance`` (dlib) from the frame's faces and from each other; for each donor
+   person, its view closest in head pose, eye and mouth opening and skin tone is used;
+3. ``mode="face"`` (default) replaces the inner face only, brows to chin, keeping hair, ears
+   and head outline (:mod:`~realanon.generators.face_render`); ``mode="head"`` pastes the main
+   donor's whole head, hair included;
+4. in ``mode="face"``, describes each rendered face and redraws it while dlib finds it close to
+   the person or to another face of the frame, ending in a flat fill when nothing else is
+   private (:mod:`~realanon.generators.face_check`); a video track's settled face is reused.
 
-When no mesh is found (tiny, blurred or occluded faces) the blend is placed by a similarity
-transform fitted to the region's eye keypoints, or to the replace-mask's extent, and faded
-in softly over the replace-mask; the face box is always fully replaced.
+Without a mesh (tiny, blurred or occluded faces) the blend is placed by the eye keypoints or the
+replace-mask's extent and faded in softly; the face box is always fully replaced.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
@@ -36,12 +31,21 @@ import numpy as np
 from realanon.generators._util import mask_bbox
 from realanon.generators.donor_bank import DEFAULT_BANK, DonorBank, rank_donors
 from realanon.generators.donor_head import blend_head, head_layer
+from realanon.generators.face_check import Settled, TrackFace, TrackMemory, face_look, settle_face
 from realanon.generators.face_choice import IdentityChooser, pool_candidate
 from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities
 from realanon.generators.face_inner import eyes_open
-from realanon.generators.face_render import DonorSet, canonical_face, replace_inner_face, replace_without_mesh
+from realanon.generators.face_render import (
+    DonorSet,
+    canonical_face,
+    face_anchors,
+    face_span,
+    fill_face,
+    oval_box,
+    replace_inner_face,
+    replace_without_mesh,
+)
 from realanon.generators.face_warp import (
-    FACE6_MESH_INDEX,
     FaceMesher,
     head_pose,
     mean_skin_lab,
@@ -53,8 +57,12 @@ from realanon.structures import GenerationBatch
 
 # Default share of the target's face geometry kept, per mode (see ``keep_shape``).
 FACE_KEEP_SHAPE, HEAD_KEEP_SHAPE = 0.1, 0.5
-# Identities tried per face when its rendered face is too close to the original.
-VERIFY_TRIES = 3
+# Identities tried per face when its rendered face is too close to the original or to another face.
+VERIFY_TRIES = 10
+# Where the face box lies in the replace-mask's box, as shares of its size in from the left, top,
+# right and bottom: the default ellipse grows the box by ``face_margin`` = 0.25 on each side after
+# adding a quarter of its height above (forehead). Faces are described there, as evaluators do.
+DESCRIBE_INSET = (1 / 6, 0.3, 1 / 6, 1 / 6)
 
 
 @dataclass(frozen=True)
@@ -84,9 +92,17 @@ class DonorFaceSwap:
             identity already given in the frame (else the farthest of the candidates tried); a
             seed keeps its identity while it stays 0.6 away. 0 turns the check (and its cost, one
             descriptor per face) off: the seed alone picks from the pool.
-        verify_distance: In ``mode="face"``, each replaced face is described once more (per
-            seed and identity) and its identity redrawn while it is closer than this to the
-            original (at most ``VERIFY_TRIES`` times); 0 turns this off. Needs ``min_distance > 0``.
+        verify_distance: In ``mode="face"``, each rendered face is described (dlib, in its face
+            box) and redrawn while it is closer than this to the original: the seed's next
+            identities (``VERIFY_TRIES`` in all), then a whole head, then a cover of the face box,
+            then a flat fill, which always passes (see :mod:`~realanon.generators.face_check`);
+            0 turns this off.
+        twin_distance: In ``mode="face"``, a rendered face closer than this to a face already
+            drawn in the same frame is redrawn the same way (never as far as the fill); 0 turns
+            this off.
+        recheck_frames: A video track's settled face is described again after this many frames
+            (or when its head turned by more than 20 degrees); in between it is redrawn without
+            any descriptor.
         pool_size: Candidate identities in the pool (their descriptors are computed once each,
             when first needed).
         shape_strength: Size of the seeded face-shape variation (0: none; see
@@ -104,6 +120,8 @@ class DonorFaceSwap:
     work_face_px: int = 160
     min_distance: float = 0.75
     verify_distance: float = 0.65
+    twin_distance: float = 0.65
+    recheck_frames: int = 50
     pool_size: int = 64
     shape_strength: float = 1.0
 
@@ -124,6 +142,8 @@ class DonorFaceSwap:
         if self.pool_size < 1 or self.shape_strength < 0:
             raise ValueError(f"pool_size must be >= 1 and shape_strength >= 0, got {self.pool_size}, "
                              f"{self.shape_strength}")
+        if self.recheck_frames < 1:
+            raise ValueError(f"recheck_frames must be at least 1, got {self.recheck_frames}")
         if self.work_face_px < 32:
             raise ValueError(f"work_face_px must be at least 32, got {self.work_face_px}")
         object.__setattr__(self, "exclude_persons", tuple(self.exclude_persons))
@@ -132,6 +152,19 @@ class DonorFaceSwap:
     def donors(self) -> DonorBank:
         """The loaded bank (read on first use)."""
         return DonorBank.load(self.bank or DEFAULT_BANK)
+
+    @cached_property
+    def decoded(self) -> dict[int, np.ndarray]:
+        """Donor crops decoded so far (read-only; the whole bank is about 28 MB decoded)."""
+        return {}
+
+    def donor_image(self, index: int) -> np.ndarray:
+        """Donor ``index``'s crop, decoded once."""
+        if index not in self.decoded:
+            image = self.donors.image(index)
+            image.flags.writeable = False
+            self.decoded[index] = image
+        return self.decoded[index]
 
     @cached_property
     def mesher(self) -> FaceMesher:
@@ -164,7 +197,7 @@ class DonorFaceSwap:
         for person in self.persons:
             index = int(rank_donors(self.donors, None, None, None, tuple(p for p in self.persons if p != person)
                                     + self.exclude_persons)[0])
-            out[person] = self.describer.describe(self.donors.image(index), _oval_box(self.donors.landmarks[index]))
+            out[person] = self.describer.describe(self.donors.image(index), oval_box(self.donors.landmarks[index]))
         return out
 
     def identities(self, seeds: tuple[int, ...] | list[int], avoid: tuple[str, ...] = ()) -> list[Identity]:
@@ -180,58 +213,102 @@ class DonorFaceSwap:
     def identity_descriptor(self, identity: Identity) -> np.ndarray:
         """Descriptor of ``identity``'s own face (its donors' most frontal views, on its shape)."""
         image, landmarks = canonical_face(self.donor_set(identity, None, None))
-        return self.describer.describe(image, _oval_box(landmarks))
+        return self.describer.describe(image, oval_box(landmarks))
 
-    def originals(self, crops: list[np.ndarray], targets: list[np.ndarray | None]) -> list[np.ndarray | None]:
-        """Descriptor of each meshed face (None where unmeshed, or everywhere with ``min_distance = 0``)."""
-        if self.min_distance <= 0:
+    @property
+    def checks(self) -> bool:
+        """Whether rendered faces are described and checked (``mode="face"`` with a check distance)."""
+        return self.mode == "face" and (self.verify_distance > 0 or self.twin_distance > 0)
+
+    @cached_property
+    def steps(self) -> Counter[str]:
+        """How many faces were drawn by each step so far (``"face"``, ``"head"``, ``"cover"``, ``"fill"``)."""
+        return Counter()
+
+    @cached_property
+    def tracks(self) -> TrackMemory:
+        """Each video track's settled face (see :class:`TrackMemory`)."""
+        return TrackMemory(self.recheck_frames)
+
+    @staticmethod
+    def face_box(mask: np.ndarray) -> tuple[float, float, float, float]:
+        """The face box of a replace-mask: its box inset by ``DESCRIBE_INSET``."""
+        x1, y1, x2, y2 = mask_bbox(mask)
+        left, top, right, bottom = DESCRIBE_INSET
+        w, h = x2 - x1, y2 - y1
+        return (x1 + left * w, y1 + top * h, x2 - right * w, y2 - bottom * h)
+
+    def describe_face(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+        """Descriptor of the face in ``crop``'s face box (see :meth:`face_box`)."""
+        return self.describer.describe(crop, self.face_box(mask))
+
+    def originals(self, crops: list[np.ndarray], masks: list[np.ndarray],
+                  known: list[TrackFace | None]) -> list[np.ndarray | None]:
+        """Descriptor of each original face (a track's remembered one while valid; None with no check)."""
+        if self.min_distance <= 0 and not self.checks:
             return [None] * len(crops)
-        return [None if t is None else self.describer.describe(c, _oval_box(t)) for c, t in zip(crops, targets)]
+        return [k.original if k is not None else self.describe_face(c, m) for c, m, k in zip(crops, masks, known)]
 
     def choose_identities(self, seeds: tuple[int, ...] | list[int], crops: list[np.ndarray],
                           targets: list[np.ndarray | None]) -> list[Identity]:
         """One identity per region of a frame, none within ``min_distance`` of its faces or of each other."""
-        found = [d for d in self.originals(crops, targets) if d is not None]
+        found = [] if self.min_distance <= 0 else [
+            self.describer.describe(c, oval_box(t)) for c, t in zip(crops, targets) if t is not None]
         return self.chooser.choose(list(seeds), found)
-
-    def verified(self, out: np.ndarray, args: tuple[Any, ...], original: np.ndarray | None,
-                 found: list[np.ndarray], seeds: tuple[int, ...]) -> np.ndarray:
-        """``out`` (rendered from ``args`` of :meth:`render`) once its face is ``verify_distance`` from the original.
-
-        Otherwise the seed's identity is rejected and the next one drawn, up to ``VERIFY_TRIES``
-        times. A seed's (identity, face) pair that passed once is not described again.
-        """
-        crop, mask, face6, seed, _, target = args
-        if original is None or target is None or self.verify_distance <= 0 or self.mode != "face":
-            return out
-        for _ in range(VERIFY_TRIES):
-            number = self.chooser.number(seed)
-            if (seed, number) in self.chooser.verified:
-                return out
-            if float(np.linalg.norm(self.describer.describe(out, _oval_box(target)) - original)) >= \
-                    self.verify_distance:
-                self.chooser.verified.add((seed, number))
-                return out
-            self.chooser.reject(seed)
-            taken = [self.chooser.number(s) for s in seeds if s != seed and s in self.chooser.by_seed]
-            identity = self.chooser.choose([seed], found, taken)[0]
-            out = self.render(crop, mask, face6, seed, identity, target)
-        return out
 
     def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
         for kind in batch.kinds:
             if kind != "face":
                 raise ValueError(f"the donor generator replaces faces only, got a {kind!r} region")
+        n = len(batch)
+        tracked = batch.tracked or (False,) * n
         targets = [self.find_target(c, m) if m.any() else None for c, m in zip(batch.crops, batch.replace_masks)]
-        originals = self.originals(list(batch.crops), targets)
+        yaws = [None if t is None else float(head_pose(t)[0]) for t in targets]
+        looks = [face_look(c, self.face_box(m)) if m.any() else np.zeros(1, np.float32)
+                 for c, m in zip(batch.crops, batch.replace_masks)]
+        known = [self.tracks.valid(s, self.chooser.by_seed.get(s), y, k) if tr and self.checks else None
+                 for s, y, k, tr in zip(batch.seeds, yaws, looks, tracked)]
+        originals = self.originals(list(batch.crops), list(batch.replace_masks), known)
         found = [d for d in originals if d is not None]
-        identities = self.chooser.choose(list(batch.seeds), found)
-        outputs = []
-        for args, original in zip(zip(batch.crops, batch.replace_masks,
-                                      [face_anchors(k, lay) for k, lay in zip(batch.keypoints, batch.keypoint_layouts)],
-                                      batch.seeds, identities, targets), originals):
-            outputs.append(self.verified(self.render(*args), args, original, found, batch.seeds))
-        return outputs
+        identities = self.chooser.choose_around(list(batch.seeds), found, [None if k is None else k.number for k in known])
+        anchors = [face_anchors(k, lay) for k, lay in zip(batch.keypoints, batch.keypoint_layouts)]
+        args = [(c, m, a, s, i, t) for c, m, a, s, i, t in zip(batch.crops, batch.replace_masks, anchors,
+                                                               batch.seeds, identities, targets)]
+        if not self.checks:
+            return [self.render(*a) for a in args]
+        outputs: list[np.ndarray | None] = [None] * n
+        drawn: list[np.ndarray] = []  # descriptors of the frame's faces drawn so far
+        for i, k in enumerate(known):  # tracks whose settled face still holds: drawn as before, nothing described
+            if k is not None:
+                outputs[i] = self.render(*args[i], step=k.step)
+                self.tracks.age(batch.seeds[i], looks[i])
+                drawn.extend([] if k.descriptor is None else [k.descriptor])
+        for i in sorted((i for i in range(n) if outputs[i] is None), key=lambda i: (batch.seeds[i], i)):
+            settled = self.settle(args[i], originals[i], drawn, found, batch.seeds)
+            outputs[i] = settled.output
+            self.steps[settled.step] += 1
+            drawn.extend([] if settled.descriptor is None else [settled.descriptor])
+            if tracked[i]:
+                self.tracks.store(batch.seeds[i], TrackFace(self.chooser.number(batch.seeds[i]), settled.step,
+                                                            originals[i], settled.descriptor, yaws[i], looks[i]))
+        return [o for o in outputs if o is not None]
+
+    def settle(self, args: tuple[Any, ...], original: np.ndarray | None, drawn: list[np.ndarray],
+               found: list[np.ndarray], seeds: tuple[int, ...]) -> Settled:
+        """Draws one face until it passes the checks (see :func:`settle_face`)."""
+        crop, mask, face6, seed, identity, target = args
+        current = [identity]
+        scene = [] if original is None else [original, *found]  # no replaced face may be any of the frame's people
+
+        def redraw() -> bool:
+            self.chooser.reject(seed)
+            taken = [self.chooser.number(s) for s in seeds if s != seed and s in self.chooser.by_seed]
+            current[0] = self.chooser.choose([seed], found, taken)[0]
+            return True
+
+        return settle_face(lambda step: self.render(crop, mask, face6, seed, current[0], target, step=step),
+                           lambda out: self.describe_face(out, mask), redraw, lambda: fill_face(crop, mask),
+                           scene, drawn, self.verify_distance, self.twin_distance, VERIFY_TRIES)
 
     def swap(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,
              identity: Identity | None = None) -> np.ndarray:
@@ -257,16 +334,23 @@ class DonorFaceSwap:
         return self.render(crop, mask, face6, seed, identity, target)
 
     def render(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,
-               identity: Identity, target: np.ndarray | None) -> np.ndarray:
-        """Draws ``identity`` into the masked face of ``crop`` (``target``: its mesh, or None)."""
+               identity: Identity, target: np.ndarray | None, step: str = "face") -> np.ndarray:
+        """Draws ``identity`` into the masked face of ``crop`` (``target``: its mesh, or None).
+
+        ``step`` (see :mod:`~realanon.generators.face_check`): ``"face"`` draws as ``mode`` says,
+        ``"head"`` a whole head, ``"cover"`` the meshless replacement over the whole face box,
+        ``"fill"`` no face at all.
+        """
         if not mask.any():
             return crop.copy()
-        if self.mode == "head":
+        if step == "fill":
+            return fill_face(crop, mask)
+        if self.mode == "head" or step == "head":
             index = self.best_view(identity.main, crop, target)
             layer = self.donor_layer(crop, mask, target, face6, index)
             return self.blend_layer(layer, crop, mask, target)
         donors = self.donor_set(identity, crop, target)
-        if target is None:
+        if target is None or step == "cover":
             return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
         return replace_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,
                                   self.work_face_px, seed)
@@ -291,7 +375,7 @@ class DonorFaceSwap:
         wanted = {} if crop is None else self.target_features(crop, target)
         indices = [self.best_view(p, crop, target, wanted) for p in identity.persons]
         return DonorSet(
-            tuple(self.donors.image(i) for i in indices),
+            tuple(self.donor_image(i) for i in indices),
             tuple(self.donors.landmarks[i] for i in indices),
             np.asarray(identity.weights, dtype=np.float32),
             self.donors.triangles,
@@ -323,7 +407,7 @@ class DonorFaceSwap:
                     face6: np.ndarray | None, index: int) -> np.ndarray:
         """Donor ``index``'s whole head warped onto the crop (``mode="head"``; see :func:`head_layer`)."""
         bank = self.donors
-        return head_layer(crop, mask, target, face6, bank.image(index), bank.landmarks[index], bank.alpha[index],
+        return head_layer(crop, mask, target, face6, self.donor_image(index), bank.landmarks[index], bank.alpha[index],
                           bank.triangles, float(self.keep_shape or 0.0))
 
     def blend_layer(self, layer: np.ndarray, crop: np.ndarray, mask: np.ndarray,
@@ -343,34 +427,3 @@ class DonorFaceSwap:
     def person_of(self, index: int) -> str:
         """Person id of donor ``index``."""
         return str(self.donors.person[index])
-
-
-def face_anchors(keypoints: np.ndarray | None, layout: str | None) -> np.ndarray | None:
-    """Eye (and nose) keypoints of a face detection, for placing a face without a mesh.
-
-    Read defensively: ``face6`` (mediapipe), ``face5`` (CenterFace) and other face layouts that
-    start with the right eye, left eye and nose tip give their first three points; the face
-    mesh gives its eye centres and nose tip. Anything else gives None.
-
-    Returns:
-        ``(K, 3)`` float32 ``(x, y, visibility)`` with K in 2..3, or None.
-    """
-    if keypoints is None or layout is None or len(keypoints) < 2 or keypoints.ndim != 2:
-        return None
-    if layout == "face_mesh478" and len(keypoints) >= 478:
-        return np.asarray(keypoints[list(FACE6_MESH_INDEX[:3])], dtype=np.float32)
-    if layout.startswith("face") and len(keypoints) <= 10:
-        return np.asarray(keypoints[:3], dtype=np.float32)
-    return None
-
-
-def _oval_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    """Box of the face oval, trimmed at the top to about dlib's brows-to-chin face box."""
-    oval = landmarks[mesh_groups()["oval"], :2]
-    (x1, y1), (x2, y2) = oval.min(axis=0), oval.max(axis=0)
-    return (float(x1), float(y1 + 0.2 * (y2 - y1)), float(x2), float(y2))
-
-
-def face_span(landmarks: np.ndarray) -> float:
-    """Vertical extent of the face oval in pixels."""
-    return float(np.ptp(landmarks[mesh_groups()["oval"], 1]))

@@ -65,7 +65,6 @@ class IdentityChooser:
         self.descriptors: dict[int, np.ndarray] = {}
         self.by_seed: OrderedDict[int, int] = OrderedDict()
         self.banned: dict[int, set[int]] = {}  # per seed: candidates its rendered face was too close with
-        self.verified: set[tuple[int, int]] = set()  # (seed, candidate) whose rendered face passed
         self.described = 0  # candidate descriptors computed so far (cache misses)
 
     def descriptor(self, number: int) -> np.ndarray:
@@ -74,6 +73,11 @@ class IdentityChooser:
             self.descriptors[number] = self._describe(self._candidate(number))
             self.described += 1
         return self.descriptors[number]
+
+    def hold(self, seed: int, number: int) -> None:
+        """``seed`` keeps candidate ``number`` (its rendered face passed a stronger check than this chooser's)."""
+        self.by_seed[seed] = number
+        self.by_seed.move_to_end(seed)
 
     def number(self, seed: int) -> int:
         """The pool number of ``seed``'s current identity."""
@@ -104,6 +108,17 @@ class IdentityChooser:
             self.by_seed.popitem(last=False)
         numbers = dict(zip(order, given[len(taken):]))
         return [self._candidate(numbers[i]) for i in range(len(seeds))]
+
+    def choose_around(self, seeds: Sequence[int], originals: Sequence[np.ndarray],
+                      held: Sequence[int | None]) -> list[Identity]:
+        """Like :meth:`choose`, but seeds with a ``held`` pool number keep it (see :meth:`hold`)
+        and the others are chosen around them."""
+        for seed, number in zip(seeds, held):
+            if number is not None:
+                self.hold(seed, number)
+        new = [i for i, number in enumerate(held) if number is None]
+        chosen = iter(self.choose([seeds[i] for i in new], originals, [n for n in held if n is not None]))
+        return [next(chosen) if number is None else self._candidate(number) for number in held]
 
     def _pick(self, seed: int, originals: Sequence[np.ndarray], given: list[int]) -> int:
         previous = self.by_seed.get(seed)

@@ -33,6 +33,7 @@ from realanon.generators.face_warp import (
     similarity_from_points,
     skin_mask,
     soft_face_weight,
+    triangle_raster,
     warp_image,
 )
 
@@ -85,9 +86,10 @@ def render_blend(donors: DonorSet, geometry: np.ndarray, size_hw: tuple[int, ...
         ``(h, w, 3)`` uint8 RGB of size ``size_hw``.
     """
     points = extend_landmarks(geometry)
+    raster = triangle_raster(points, donors.triangles, size_hw[:2])  # the same target for every donor
     acc = np.zeros((*size_hw[:2], 3), dtype=np.float32)
     for image, lm, w in zip(donors.images, donors.landmarks, donors.weights):
-        maps = piecewise_affine_maps(points, extend_landmarks(lm), donors.triangles, size_hw[:2])
+        maps = piecewise_affine_maps(points, extend_landmarks(lm), donors.triangles, size_hw[:2], raster)
         acc += float(w) * warp_image(image, maps).astype(np.float32)
     return np.asarray(np.clip(np.rint(acc), 0, 255), dtype=np.uint8)
 
@@ -234,3 +236,41 @@ def replace_without_mesh(crop: np.ndarray, mask: np.ndarray, anchors: np.ndarray
     out = crop.copy()
     out[y1:y2, x1:x2] = ease_in(layer, crop[y1:y2, x1:x2], alpha * sub_mask)
     return out
+
+
+def face_anchors(keypoints: np.ndarray | None, layout: str | None) -> np.ndarray | None:
+    """Eye (and nose) keypoints of a face detection, for placing a face without a mesh.
+
+    Read defensively: ``face6`` (mediapipe), ``face5`` (CenterFace) and other face layouts that
+    start with the right eye, left eye and nose tip give their first three points; the face
+    mesh gives its eye centres and nose tip. Anything else gives None.
+
+    Returns:
+        ``(K, 3)`` float32 ``(x, y, visibility)`` with K in 2..3, or None.
+    """
+    if keypoints is None or layout is None or len(keypoints) < 2 or keypoints.ndim != 2:
+        return None
+    if layout == "face_mesh478" and len(keypoints) >= 478:
+        return np.asarray(keypoints[list(FACE6_MESH_INDEX[:3])], dtype=np.float32)
+    if layout.startswith("face") and len(keypoints) <= 10:
+        return np.asarray(keypoints[:3], dtype=np.float32)
+    return None
+
+
+def fill_face(crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    """``crop`` with the masked pixels set to their mean colour (the fail-closed cover: no face left)."""
+    out = crop.copy()
+    out[mask] = np.round(crop[mask].reshape(-1, 3).mean(axis=0)).astype(np.uint8)
+    return out
+
+
+def oval_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
+    """Box of the face oval, trimmed at the top to about dlib's brows-to-chin face box."""
+    oval = landmarks[mesh_groups()["oval"], :2]
+    (x1, y1), (x2, y2) = oval.min(axis=0), oval.max(axis=0)
+    return (float(x1), float(y1 + 0.2 * (y2 - y1)), float(x2), float(y2))
+
+
+def face_span(landmarks: np.ndarray) -> float:
+    """Vertical extent of the face oval in pixels."""
+    return float(np.ptp(landmarks[mesh_groups()["oval"], 1]))

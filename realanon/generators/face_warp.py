@@ -188,8 +188,21 @@ def similarity_from_points(src_xy: np.ndarray, dst_xy: np.ndarray) -> np.ndarray
     return np.asarray(matrix, dtype=np.float64)
 
 
+def triangle_raster(target_xy: np.ndarray, triangles: np.ndarray, size_hw: tuple[int, ...]) -> np.ndarray:
+    """``(h, w)`` int32: the index of the triangle (of ``target_xy``) covering each pixel, -1 for none.
+
+    Shared by every source warped onto the same target points (see :func:`piecewise_affine_maps`).
+    """
+    tri_id = np.full(size_hw[:2], -1, dtype=np.int32)
+    corners = np.round(target_xy[triangles] * 16).astype(np.int32)  # (T, 3, 2), 4 fractional bits
+    for t in range(len(triangles)):
+        cv2.fillConvexPoly(tri_id, corners[t], (t,), lineType=cv2.LINE_8, shift=4)
+    return tri_id
+
+
 def piecewise_affine_maps(
-    target_xy: np.ndarray, source_xy: np.ndarray, triangles: np.ndarray, size_hw: tuple[int, ...]
+    target_xy: np.ndarray, source_xy: np.ndarray, triangles: np.ndarray, size_hw: tuple[int, ...],
+    raster: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Backward maps for :func:`cv2.remap` that carry each source triangle onto its target one.
 
@@ -200,28 +213,29 @@ def piecewise_affine_maps(
         source_xy: ``(N, 2)`` corresponding points in the source image.
         triangles: ``(T, 3)`` indices into the points.
         size_hw: Output ``(height, width)``.
+        raster: :func:`triangle_raster` of ``target_xy`` (computed when None).
 
     Returns:
         ``(map_x, map_y)``, each ``(h, w)`` float32 source coordinates.
     """
-    h, w = size_hw
-    tri_id = np.full((h, w), -1, dtype=np.int32)
-    for t, tri in enumerate(triangles):
-        cv2.fillConvexPoly(tri_id, np.round(target_xy[tri] * 16).astype(np.int32), (t,), lineType=cv2.LINE_8, shift=4)
+    h, w = size_hw[:2]
+    tri_id = triangle_raster(target_xy, triangles, size_hw) if raster is None else raster
     # Per triangle, the affine A with A @ [x, y, 1] = source: solve T^T A^T = S^T in a batch.
     tgt = np.concatenate([target_xy[triangles], np.ones((len(triangles), 3, 1))], axis=2)  # (T, 3, 3)
     src = source_xy[triangles].astype(np.float64)  # (T, 3, 2)
     ok = np.abs(np.linalg.det(tgt)) > 1e-6
-    affines = np.zeros((len(triangles), 3, 2))
-    affines[ok] = np.linalg.solve(tgt[ok], src[ok])
-    ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
-    ones = np.ones_like(xs)
-    homog = np.stack([xs, ys, ones], axis=-1)  # (h, w, 3)
-    fallback = similarity_from_points(target_xy, source_xy)
-    out = homog @ fallback.T  # (h, w, 2)
-    inside = (tri_id >= 0) & ok[np.maximum(tri_id, 0)]
-    out[inside] = np.einsum("nk,nkj->nj", homog[inside], affines[tri_id[inside]])
-    return out[..., 0].astype(np.float32), out[..., 1].astype(np.float32)
+    fallback = similarity_from_points(target_xy, source_xy)  # (2, 3)
+    # Coefficients per triangle, with one more row (index -1 via T) for pixels outside any triangle.
+    coef = np.empty((len(triangles) + 1, 3, 2))
+    coef[:-1] = fallback.T
+    coef[:-1][ok] = np.linalg.solve(tgt[ok], src[ok])
+    coef[-1] = fallback.T
+    planes = coef.reshape(len(coef), 6).astype(np.float32)[np.where(tri_id >= 0, tri_id, len(triangles))]
+    xs = np.arange(w, dtype=np.float32)[None, :]
+    ys = np.arange(h, dtype=np.float32)[:, None]
+    map_x = planes[..., 0] * xs + planes[..., 2] * ys + planes[..., 4]
+    map_y = planes[..., 1] * xs + planes[..., 3] * ys + planes[..., 5]
+    return map_x, map_y
 
 
 def warp_image(image: np.ndarray, maps: tuple[np.ndarray, np.ndarray]) -> np.ndarray:

@@ -63,6 +63,9 @@ class LatentOptions:
         structure_penalty: Weight of ``1 - corr`` between the high-pass luma of the synthesis
             and of the starting synthesis inside the mask: keeps the generator's shapes and
             texture while colour, brightness and contrast move (0 disables it).
+        hue_penalty: Weight of :func:`hue_loss` against the starting synthesis: keeps each
+            pixel's hue while saturation and value move, so that matching ``"sv"`` does not paint
+            hue blotches (0 disables it).
     """
 
     steps: int = 60
@@ -76,12 +79,15 @@ class LatentOptions:
     latent_penalty: float = 0.0
     starts: int = 1
     structure_penalty: float = 0.1
+    hue_penalty: float = 0.5
 
     def __post_init__(self) -> None:
         if self.steps < 0 or self.patience < 1 or self.bins < 2 or self.resolution < 4 or self.starts < 1:
             raise ConfigError("latent options need steps >= 0, patience >= 1, bins >= 2, resolution >= 4, starts >= 1")
-        if self.lr <= 0 or self.min_improvement < 0 or self.latent_penalty < 0 or self.structure_penalty < 0:
-            raise ConfigError("latent options need lr > 0 and min_improvement, latent_penalty, structure_penalty >= 0")
+        if self.lr <= 0 or min(self.min_improvement, self.latent_penalty, self.structure_penalty, self.hue_penalty) < 0:
+            raise ConfigError(
+                "latent options need lr > 0 and min_improvement, latent_penalty, structure_penalty, hue_penalty >= 0"
+            )
         if not self.channels or set(self.channels) - set(SOFT_CHANNELS):
             raise ConfigError(f"latent channels must be letters of {SOFT_CHANNELS!r}, got {self.channels!r}")
         if self.loss not in LOSSES:
@@ -211,6 +217,27 @@ def structure_loss(images: torch.Tensor, reference: torch.Tensor, masks: torch.T
     return 1 - cov / norm
 
 
+def hue_loss(images: torch.Tensor, reference: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """``(N,)`` mean length, inside the mask, of the chroma of ``images`` off ``reference``'s hue.
+
+    Chroma is the opponent-colour vector ``(r - (g + b) / 2, (g - b) * sqrt(3) / 2)`` of each pixel.
+    Chroma along the reference pixel's own hue costs nothing (saturating or desaturating is
+    free); chroma at another hue (the opposite one included), or any colour where the reference
+    is grey, costs its length. 0 when only saturation and value change. Differentiable in ``images``.
+    """
+    c, ref = _chroma(images), _chroma(reference)
+    unit = ref / ref.norm(dim=1, keepdim=True).clamp_min(1e-4)
+    along = (c * unit).sum(dim=1, keepdim=True).clamp_min(0) * unit
+    off = (c - along).pow(2).sum(dim=1).add(1e-8).sqrt()
+    w = masks[:, 0].float()
+    return (w * off).flatten(1).sum(dim=1) / w.flatten(1).sum(dim=1).clamp_min(1e-6)
+
+
+def _chroma(images: torch.Tensor) -> torch.Tensor:
+    r, g, b = images.float().unbind(dim=1)
+    return torch.stack((r - 0.5 * (g + b), 0.8660254 * (g - b)), dim=1)
+
+
 def _targets(batch: GenerationBatch, options: LatentOptions, device: torch.device) -> Any:
     if options.loss == "histogram":
         return context_histograms(batch, options, device)
@@ -245,7 +272,7 @@ def optimize_latents(generator: LatentGenerator, batch: GenerationBatch, options
     The objective per region is its distance (:func:`region_distances`, mean over channels of
     the 1-D Wasserstein distance between the synthesised pixels and the context ring) plus
     ``latent_penalty * mean((z - z_start)**2)`` plus ``structure_penalty`` times the
-    :func:`structure_loss` against the starting synthesis. Each region keeps the synthesis with its
+    :func:`structure_loss` and ``hue_penalty`` times the :func:`hue_loss` against the starting synthesis. Each region keeps the synthesis with its
     lowest objective seen, so with one start the result is never worse than the generator's
     own output. Gradients are enabled only inside this function and only reach the latents
     (the generator's parameters never accumulate ``.grad``). Deterministic for a deterministic
@@ -257,7 +284,8 @@ def optimize_latents(generator: LatentGenerator, batch: GenerationBatch, options
     start, initial = starting_latents(generator, batch, own, target, options)
     dtype, z0 = start.dtype, start.detach().float()
     with torch.no_grad():
-        reference = generator.synthesize(batch, start)[0].detach() if options.structure_penalty else None
+        anchored = options.structure_penalty or options.hue_penalty
+        reference = generator.synthesize(batch, start)[0].detach() if anchored else None
     latents = z0.clone().requires_grad_(True)
     optimizer = torch.optim.Adam([latents], lr=options.lr)
     best: _Best | None = None
@@ -270,6 +298,7 @@ def optimize_latents(generator: LatentGenerator, batch: GenerationBatch, options
             objective = distance + options.latent_penalty * drift
             if reference is not None:
                 objective = objective + options.structure_penalty * structure_loss(images, reference, masks)
+                objective = objective + options.hue_penalty * hue_loss(images, reference, masks)
             found = (objective.detach(), distance.detach(), images.detach(), latents.detach())
             if best is None:
                 best = _Best(*found)
@@ -320,7 +349,7 @@ class LatentHistogramMatch:
     Args:
         generator: The pipeline's generator; must implement :class:`LatentGenerator`.
         steps, lr, channels, loss, bins, resolution, patience, min_improvement, latent_penalty,
-        starts, structure_penalty: See :class:`LatentOptions`.
+        starts, structure_penalty, hue_penalty: See :class:`LatentOptions`.
 
     Raises:
         ConfigError: when ``generator`` does not expose latents.
@@ -338,6 +367,7 @@ class LatentHistogramMatch:
     latent_penalty: float = LatentOptions.latent_penalty
     starts: int = LatentOptions.starts
     structure_penalty: float = LatentOptions.structure_penalty
+    hue_penalty: float = LatentOptions.hue_penalty
 
     def __post_init__(self) -> None:
         if not isinstance(self.generator, LatentGenerator):
@@ -354,6 +384,7 @@ class LatentHistogramMatch:
         return LatentOptions(
             self.steps, self.lr, self.channels, self.loss, self.bins, self.resolution,
             self.patience, self.min_improvement, self.latent_penalty, self.starts, self.structure_penalty,
+            self.hue_penalty,
         )  # fmt: skip
 
     @torch.no_grad()

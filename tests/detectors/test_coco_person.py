@@ -6,15 +6,16 @@ import cv2
 import numpy as np
 import pytest
 
-from realanon.detectors.coco_boxes import centernet_person, letterbox, merge
+from realanon.detectors.coco_boxes import CenterNetBoxes, centernet_person, frame_pieces, frame_tiles, letterbox, merge
 from realanon.detectors.coco_person import CocoPersonDetector
 from realanon.detectors.movenet import MoveNetPose
-from realanon.detectors.onnx_models import providers_for
+from realanon.detectors.onnx_models import model_path, open_session, providers_for, truncated_model
 from realanon.detectors.person_masks import PersonMasks, disjoint_masks
 from realanon.media import openpeople_images, read_video_frames, vtest_path
 from realanon.pipeline import DEFAULT_DETECTORS
 from realanon.registry import DETECTORS
 from realanon.structures import Detection, Detections
+from realanon.weights import WeightsError
 
 # Torso points of the 6 walkers of vtest frame 300, counted by hand (scripts/measure_regions.py).
 VTEST_PEOPLE = [(200, 166), (252, 166), (310, 166), (329, 218), (594, 166), (631, 166)]
@@ -141,3 +142,55 @@ def test_cuda_falls_back_to_the_cpu_provider_when_absent() -> None:
     assert providers[-1] == "CPUExecutionProvider"
     assert ("CUDAExecutionProvider" in providers) == ("CUDAExecutionProvider" in ort.get_available_providers())
     assert providers_for("cpu") == ["CPUExecutionProvider"]
+
+
+def test_cut_centernet_decodes_like_the_shipped_graph(frame: np.ndarray) -> None:
+    """The graph cut before CenterNet's own decoding, decoded here, gives the shipped graph's person rows."""
+    canvas = letterbox(frame, 512)[0]
+    full = open_session("centernet", threads=1)
+    rows = full.run(None, {full.get_inputs()[0].name: canvas[None].astype(np.float32)})[0][0]
+    rows = rows[(rows[:, 5] == 0) & (rows[:, 4] >= 0.25)]
+    boxes, scores = CenterNetBoxes(threads=1)(canvas)
+    assert len(rows) >= 6 and len(boxes) == len(rows)
+    order = np.argsort(-rows[:, 4], kind="stable")
+    np.testing.assert_allclose(scores, rows[order, 4], atol=1e-5)
+    np.testing.assert_allclose(boxes, rows[order, :4], atol=1e-3)
+    wide, _ = CenterNetBoxes(threads=1)(cv2.resize(frame, (640, 480)))  # any size, multiples of 32
+    assert len(wide) >= 6
+
+
+def test_a_cut_at_an_unknown_tensor_names_the_file() -> None:
+    path, _ = model_path("centernet")
+    with pytest.raises(WeightsError, match="centernet.*no tensor named 'nope'"):
+        truncated_model(path, ["nope"])
+
+
+def test_small_frames_get_tiles_for_people_a_fraction_of_their_height() -> None:
+    default, fixed = centernet_person(threads=1), centernet_person(threads=1, min_height_fraction=0)
+    assert default.min_height_at((288, 384)) == pytest.approx(12.0)
+    assert len(default.tile_regions((288, 384))) >= 2 and fixed.tile_regions((288, 384)) == []
+    for size in ((576, 768), (720, 1280), (1080, 1920)):  # 24 px from 576 px tall on: unchanged
+        assert default.tile_regions(size) == fixed.tile_regions(size)
+
+
+@pytest.mark.parametrize("size", [(720, 1280), (1080, 1920), (576, 768), (2160, 3840)])
+def test_pieces_cover_the_frame_with_the_tiles_overlap_in_fewer_passes(size: tuple[int, int]) -> None:
+    pieces, tiles = frame_pieces(size, 512, 24, 0.2), frame_tiles(size, 512, 24, 0.2)
+    assert 0 < len(pieces) <= len(tiles)
+    covered = np.zeros(size, dtype=np.int32)
+    for x1, y1, x2, y2 in pieces:
+        assert 0 <= x1 < x2 <= size[1] and 0 <= y1 < y2 <= size[0]
+        covered[y1:y2, x1:x2] += 1
+    assert covered.min() >= 1
+    tile = 512 * 24 / 20
+    for a in pieces:  # horizontal neighbours share at least the tiles' overlap
+        right = [b for b in pieces if b[1] == a[1] and b[0] > a[0]]
+        if right:
+            assert a[2] - min(b[0] for b in right) >= 0.2 * tile - 1
+
+
+def test_merged_box_holds_every_uncut_box_of_the_same_person() -> None:
+    boxes = np.array([[100, 100, 200, 380], [96, 104, 204, 400], [100, 100, 200, 300], [500, 100, 560, 200]], float)
+    kept, scores = merge(boxes, np.array([0.8, 0.6, 0.9, 0.5]), np.array([False, False, True, False]), 0.5)
+    np.testing.assert_array_equal(kept, [[96, 100, 204, 400], [500, 100, 560, 200]])  # the cut box adds nothing
+    np.testing.assert_array_equal(scores, [0.8, 0.5])

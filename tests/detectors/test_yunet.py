@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import sys
+import shutil
+from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 
 from realanon.detectors import yunet as yunet_module
+from realanon.detectors import yunet_onnx
 from realanon.detectors.yunet import YuNetDetector, changed_cells, face6_from_yunet, search_boxes
+from realanon.detectors.yunet_onnx import YuNetNetwork
 from realanon.media import openpeople_images
 from realanon.registry import DETECTORS
+from realanon.weights import WEIGHTS_DIR, WeightsError, read_manifest, sha256_file
 from tests.detectors.conftest import make_face_collage
 from tests.detectors.test_face_detectors import ASTRONAUT_FACE, _matched
 
@@ -47,7 +51,7 @@ def test_yunet_finds_12_px_faces_in_a_1080p_frame() -> None:
 
 def test_yunet_small_frames_need_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     searched: list[tuple[int, int]] = []
-    monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
+    monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr, *_: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
     YuNetDetector()(np.zeros((360, 480, 3), np.uint8))  # fits the whole-frame pass unshrunk
     assert searched == [(360, 480)]
 
@@ -65,9 +69,9 @@ def test_yunet_searches_again_only_where_the_frame_changed(monkeypatch: pytest.M
     searched: list[tuple[int, int]] = []
     real = yunet_module.yunet_raw
 
-    def spy(bgr: np.ndarray) -> np.ndarray:
+    def spy(bgr: np.ndarray, *args: object) -> np.ndarray:
         searched.append(bgr.shape[:2])
-        return real(bgr)
+        return real(bgr, *args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(yunet_module, "yunet_raw", spy)
     detector = YuNetDetector(refresh_every=0, reuse_unchanged=True)
@@ -91,7 +95,7 @@ def test_yunet_searches_again_only_where_the_frame_changed(monkeypatch: pytest.M
 def test_yunet_refreshes_the_whole_frame_every_n_calls(monkeypatch: pytest.MonkeyPatch) -> None:
     image = np.full((600, 960, 3), 90, np.uint8)
     searched: list[tuple[int, int]] = []
-    monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
+    monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr, *_: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
     detector = YuNetDetector(refresh_every=3, fine_scales=[1.0], reuse_unchanged=True)
     for _ in range(4):
         detector(image)
@@ -130,74 +134,41 @@ def test_yunet_is_registered() -> None:
     assert isinstance(DETECTORS.build("yunet", min_score=0.5), YuNetDetector)
 
 
-def test_yunet_without_yuface_is_a_clear_config_error(monkeypatch: pytest.MonkeyPatch) -> None:
-    from realanon.errors import ConfigError
+def test_yunet_refuses_an_altered_shipped_network(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from realanon.detectors import onnx_models
 
-    monkeypatch.setitem(sys.modules, "yuface", None)  # what an install without the wheel looks like
-    with pytest.raises(ConfigError, match="yuface"):
+    root = tmp_path / "weights"
+    (root / "yunet").mkdir(parents=True)
+    shutil.copy(WEIGHTS_DIR / "manifest.json", root / "manifest.json")
+    target = root / "yunet" / "model.onnx"
+    monkeypatch.setattr(onnx_models, "WEIGHTS_DIR", root)
+    monkeypatch.setattr(yunet_onnx, "_DEFAULT", {})
+    with pytest.raises(WeightsError, match=f"{target}: model file not found"):
+        YuNetDetector()
+    target.write_bytes(b"not a network")
+    with pytest.raises(WeightsError, match=f"{target}: sha256 .* does not match"):
         YuNetDetector()
 
 
-def _fine_boxes(monkeypatch: pytest.MonkeyPatch, detector: YuNetDetector) -> list[tuple[int, int, int, int]]:
-    """Records the boxes of the full-resolution search (scale 1) and finds nothing."""
-    boxes: list[tuple[int, int, int, int]] = []
-
-    def spy(self: YuNetDetector, bgr: np.ndarray, box: tuple[int, int, int, int], scale: float) -> list:
-        if scale == 1.0:
-            boxes.append(box)
-        return []
-
-    monkeypatch.setattr(YuNetDetector, "_search", spy)
-    return boxes
+def test_shipped_network_matches_its_manifest_and_licence() -> None:
+    entry = read_manifest()["yunet"]
+    path = WEIGHTS_DIR / "yunet" / "model.onnx"
+    assert sha256_file(path) == entry.sha256 and entry.licence.startswith("BSD-3-Clause")
+    assert (path.parent / "LICENSE").read_text().startswith("BSD 3-Clause License")
 
 
-def _moving_frames(count: int, size: tuple[int, int] = (600, 960)) -> list[np.ndarray]:
-    """Frames in which every cell changes (a moving camera)."""
-    rng = np.random.default_rng(1)
-    return [rng.integers(0, 255, (*size, 3), dtype=np.uint8) for _ in range(count)]
+@pytest.fixture(scope="module")
+def reference_images() -> dict[str, np.ndarray]:
+    return yunet_onnx.reference_images()
 
 
-def test_yunet_spread_search_covers_every_stripe_within_spread_frames(monkeypatch: pytest.MonkeyPatch) -> None:
-    detector = YuNetDetector(fine_scales=[1.0], spread=4, refresh_every=0, cut_threshold=255, reuse_unchanged=True)
-    detector.set_tracked(True)
-    boxes = _fine_boxes(monkeypatch, detector)
-    frames = _moving_frames(9)
-    detector(frames[0])
-    assert boxes == [(0, 0, 960, 600)]  # the first frame is searched whole
-    for start in (1, 5):  # any 4 consecutive frames together search every column of the frame
-        boxes.clear()
-        for frame in frames[start : start + 4]:
-            detector(frame)
-        assert len(boxes) == 4 and all(y0 == 0 and y1 == 600 and x1 - x0 <= 8 * 32 + 2 * 64 for x0, y0, x1, y1 in boxes)
-        covered = np.zeros(960, bool)
-        for x0, _, x1, _ in boxes:
-            covered[x0:x1] = True
-        assert covered.all()
-        # Neighbouring stripes overlap by the margin, more than the largest face the fine search is for.
-        starts, ends = sorted(b[0] for b in boxes)[1:], sorted(b[2] for b in boxes)[:-1]
-        assert all(e - s >= 2 * 64 for s, e in zip(starts, ends))
-
-
-def test_yunet_searches_everything_when_not_tracked_and_at_scene_cuts(monkeypatch: pytest.MonkeyPatch) -> None:
-    detector = YuNetDetector(fine_scales=[1.0], refresh_every=0, spread=4, reuse_unchanged=True)
-    boxes = _fine_boxes(monkeypatch, detector)
-    for frame in _moving_frames(3):  # never told it is tracked (photos, untracked video): no spreading
-        detector(frame)
-    assert boxes == [(0, 0, 960, 600)] * 3
-    detector.set_tracked(True)
-    boxes.clear()
-    grey = np.full((600, 960, 3), 100, np.uint8)
-    for frame in (grey, grey + 10, grey + 100):  # first frame, a change everywhere (a pan), a scene cut
-        detector(frame)
-    assert len(boxes) == 3 and boxes[0] == boxes[2] == (0, 0, 960, 600) and boxes[1][2] - boxes[1][0] < 960
-
-
-def test_yunet_follows_known_small_faces_on_every_frame() -> None:
-    collage, truths = make_face_collage((14, 20), size=(1080, 1920))
-    detector = YuNetDetector(spread=8, refresh_every=0, reuse_unchanged=True)
-    detector.set_tracked(True)
-    assert all(_matched(truths, detector(collage)))
-    for shift in (3, 6, 9):  # the faces move every frame; their stripes are not searched in turn
-        moved = np.roll(collage, shift, axis=1)
-        moved_truths = [(x1 + shift, y1, x2 + shift, y2) for x1, y1, x2, y2 in truths]
-        assert all(_matched(moved_truths, detector(moved)))
+@pytest.mark.parametrize("key", ["vtest300x2", "astronaut", "openpeople_sheet"])
+def test_network_reproduces_its_reference_and_yuface(key: str, reference_images: dict[str, np.ndarray]) -> None:
+    """The shipped graph gives the rows stored at conversion, and those match yuface's own detections."""
+    reference = np.load(WEIGHTS_DIR / "yunet" / "reference.npz")
+    got = YuNetNetwork(threads=1)(reference_images[key], min_score=0.3)
+    want = reference[f"{key}_onnx"]
+    assert got.shape == want.shape and len(want) >= 1
+    np.testing.assert_allclose(got, want, atol=2e-3)
+    found, total, coord, score = yunet_onnx.match_rows(got, reference[f"{key}_yuface"])
+    assert found == total >= 1 and coord <= 1.5 and score <= 0.015

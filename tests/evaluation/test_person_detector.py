@@ -10,7 +10,8 @@ import pytest
 
 from realanon.errors import ConfigError
 from realanon.evaluation import run_evaluation
-from realanon.evaluation.datasets import box_detector, vtest_splits
+from realanon.evaluation.coco import Instance, Sample
+from realanon.evaluation.datasets import box_detector, to_detections, vtest_splits
 from realanon.evaluation.protocol import PERSON_DETECTOR, DataOptions, protocol_from_dict
 from realanon.registry import DETECTORS
 from realanon.structures import Detection, Detections
@@ -85,6 +86,27 @@ def test_pseudo_ground_truth_comes_from_the_named_detector(fake_detector: type) 
         (person,) = sample.instances  # the face is not a person
         np.testing.assert_allclose(person.box_xyxy, (153.6, 86.4, 230.4, 201.6))
         assert sample.image.shape[:2] == (288, 384)
+
+
+@pytest.mark.parametrize("detail", [False, True])
+def test_pseudo_ground_truth_keeps_masks_only_when_asked(fake_detector: type, detail: bool) -> None:
+    options = DataOptions(frames=2, video_frames=40, scale=0.5, pseudo_gt=FAKE, pseudo_gt_detail=detail)
+    train, val = vtest_splits(options)
+    (person,) = (train + val)[0].instances
+    if not detail:
+        assert person.mask is None
+        return
+    assert person.mask is not None and person.mask.shape == (288, 384)
+    assert person.mask[144, 192] and not person.mask[10, 10]  # scaled with the frame
+
+
+def test_body_detections_carry_coco17_keypoints_faces_do_not() -> None:
+    kps = np.ones((17, 3), np.float32)
+    sample = Sample(np.zeros((40, 40, 3), np.uint8), (Instance((1.0, 2.0, 20.0, 30.0), keypoints=kps),))
+    (body,) = to_detections(sample, "body")
+    assert body.keypoint_layout == "coco17" and body.keypoints is not None and body.keypoints.shape == (17, 3)
+    (face,) = to_detections(sample, "face")
+    assert face.keypoints is None and face.keypoint_layout is None
 
 
 @pytest.mark.parametrize(

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from realanon.errors import ConfigError
-from realanon.evaluation.protocol import load_protocol, parse_method, protocol_from_dict
+from realanon.evaluation.protocol import load_protocol, parse_method, protocol_from_dict, restrict_methods
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,11 +41,20 @@ def test_bad_protocols_are_refused(data: dict) -> None:
         protocol_from_dict(data)
 
 
-@pytest.mark.parametrize("name", ["small", "full_coco"])
+@pytest.mark.parametrize("name", ["small", "full_coco", "bodies"])
 def test_shipped_protocols_load(name: str) -> None:
     protocol = load_protocol(REPO / "eval" / f"{name}.toml")
     assert len(protocol.seeds) >= 2
     assert {"original", "blur", "mask"} <= {m.name for m in protocol.methods}
+
+
+def test_a_subset_of_methods_keeps_the_protocol_order_and_refuses_unknown_names() -> None:
+    protocol = load_protocol(REPO / "eval" / "bodies.toml")
+    subset = restrict_methods(protocol, ["donor", "blur"])
+    assert [m.name for m in subset.methods] == ["blur", "donor"]
+    assert subset.data == protocol.data and subset.seeds == protocol.seeds
+    with pytest.raises(ConfigError, match="unknown method.*nobody"):
+        restrict_methods(protocol, ["nobody"])
 
 
 def test_command_line_reports_a_missing_protocol() -> None:

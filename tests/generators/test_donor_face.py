@@ -197,26 +197,83 @@ def test_a_track_keeps_its_identity_across_frames(generator: DonorFaceSwap, astr
     assert generator.chooser.described == described, "a track's second frame must not describe candidates again"
 
 
-@pytest.mark.slow  # about 10-25 s: describes 6 faces and the pool candidates they try (fast twin logic: test_face_choice)
+class CountingDescriber:
+    """Wraps the generator's dlib describer and counts its calls."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner, self.calls = inner, 0
+
+    def describe(self, image: np.ndarray, box: tuple[float, ...]) -> np.ndarray:
+        self.calls += 1
+        return self.inner.describe(image, box)  # type: ignore[attr-defined, no-any-return]
+
+
+def one_region_batch(crop: np.ndarray, mask: np.ndarray, seed: int, tracked: bool) -> GenerationBatch:
+    return GenerationBatch((crop,), (mask,), (None,), (None,), ("face",), (seed,), tracked=(tracked,))
+
+
+def test_a_tracked_face_is_described_once_an_untracked_one_every_time(
+        astronaut_region: tuple[np.ndarray, np.ndarray, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    crop, mask, seed = astronaut_region
+    generator = DonorFaceSwap()
+    counter = CountingDescriber(generator.describer)
+    monkeypatch.setitem(generator.__dict__, "describer", counter)
+    first = generator(one_region_batch(crop, mask, seed, tracked=True))[0]
+    after_first = counter.calls
+    assert after_first >= 2, "the original and the rendered face are described"
+    again = generator(one_region_batch(crop, mask, seed, tracked=True))[0]
+    assert counter.calls == after_first, "a track's settled face is not described again"
+    np.testing.assert_array_equal(first, again)
+    generator(one_region_batch(crop, mask, seed, tracked=False))
+    assert counter.calls >= after_first + 2, "an untracked face (another photo) is checked again"
+    other = np.roll(crop, crop.shape[1] // 3, axis=1)  # something else under the same track seed (a new video)
+    generator(one_region_batch(other, mask, seed, tracked=True))
+    assert counter.calls >= after_first + 4
+
+
+def test_a_face_that_cannot_be_changed_enough_is_filled(
+        astronaut_region: tuple[np.ndarray, np.ndarray, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    import realanon.generators.donor as donor_module
+
+    monkeypatch.setattr(donor_module, "VERIFY_TRIES", 1)  # one identity, then the head and the cover
+    crop, mask, seed = astronaut_region
+    out = DonorFaceSwap(verify_distance=5.0)(one_region_batch(crop, mask, seed, tracked=False))[0]
+    assert len(np.unique(out[mask], axis=0)) == 1, "no render is 5.0 from the original: the face is covered"
+    np.testing.assert_array_equal(out[~mask], crop[~mask])
+    twins_only = DonorFaceSwap(twin_distance=5.0)(one_region_batch(crop, mask, seed, tracked=False))[0]
+    assert len(np.unique(twins_only[mask], axis=0)) > 100, "alone in its frame, a face has no twin to avoid"
+
+
+@pytest.mark.slow  # about 20-40 s: renders and describes six faces, redrawing twins
 def test_no_twins_among_six_faces_of_one_frame(generator: DonorFaceSwap,
                                                astronaut_region: tuple[np.ndarray, np.ndarray, int]) -> None:
     crop, mask, _ = astronaut_region
-    target = generator.find_target(crop, mask)
-    seeds = [11, 12, 13, 14, 15, 16]
-    chosen = generator.choose_identities(seeds, [crop] * 6, [target] * 6)
-    assert len(set(chosen)) == 6
-    desc = np.array([generator.chooser.descriptor(generator.chooser.number(s)) for s in seeds])
+    seeds = (11, 12, 13, 14, 15, 16)
+    batch = GenerationBatch((crop,) * 6, (mask,) * 6, (None,) * 6, (None,) * 6, ("face",) * 6, seeds)
+    outs = generator(batch)
+    desc = np.array([generator.describe_face(o, mask) for o in outs])
     pairs = np.linalg.norm(desc[:, None] - desc[None], axis=2)[np.triu_indices(6, k=1)]
-    assert pairs.min() > 0.6, f"twin identities in one frame: {np.round(np.sort(pairs)[:3], 3)}"
-    original = generator.describer.describe(crop, generator_box(target))
-    assert np.linalg.norm(desc - original, axis=1).min() > 0.6
-    args = (crop, mask, None, 11, chosen[0], target)
-    out = generator.verified(generator.render(*args), args, original, [original], tuple(seeds))
-    assert np.linalg.norm(generator.describer.describe(out, generator_box(target)) - original) > 0.6
-    assert (11, generator.chooser.number(11)) in generator.chooser.verified, "a passed face is not checked again"
+    assert pairs.min() > 0.6, f"twin faces in one frame: {np.round(np.sort(pairs)[:3], 3)}"
+    assert np.linalg.norm(desc - generator.describe_face(crop, mask), axis=1).min() > 0.6
 
 
 def generator_box(landmarks: np.ndarray) -> tuple[float, float, float, float]:
-    from realanon.generators.donor import _oval_box
+    from realanon.generators.donor import oval_box
 
-    return _oval_box(landmarks)
+    return oval_box(landmarks)
+
+
+def test_batches_say_which_regions_belong_to_a_track(astronaut: np.ndarray) -> None:
+    from realanon.structures import Detections
+    from realanon.video import concat_batches
+
+    anonymizer = build_anonymizer(AnonymizerConfig(method="blur"))
+    face = anonymizer.detect(astronaut).items[0]
+    batches = [anonymizer.make_batch(astronaut, build_regions(Detections((d,), astronaut.shape[:2]),
+                                                              anonymizer.region_options))
+               for d in (face, face.with_track(3))]
+    assert [b.tracked for b in batches] == [(False,), (True,)]
+    assert concat_batches(batches).tracked == (False, True)
+    b = batches[0]
+    with pytest.raises(ValueError, match="tracked"):
+        GenerationBatch(b.crops, b.replace_masks, b.keypoints, b.keypoint_layouts, b.kinds, b.seeds, tracked=(True, True))

@@ -60,3 +60,15 @@ def test_shape_variation_moves_parts_but_zero_changes_nothing() -> None:
     assert np.array_equal(vary_shape(landmarks, (0.0,) * 7), landmarks)
     moved = vary_shape(landmarks, (0.05, 0, 0, 0, 0, 0, 0))
     assert 0 < np.abs(moved - landmarks).max() < 0.1 * 200
+
+
+def test_held_identities_are_kept_and_the_others_chosen_around_them() -> None:
+    chooser, table = make_chooser()
+    # A held number is kept even when the chooser alone would drop it (it sits on a frame face).
+    face = table[pool_candidate(3, PERSONS, 3, 1.0)]
+    out = chooser.choose_around([10, 11, 12], [face], [3, None, None])
+    assert out[0] == pool_candidate(3, PERSONS, 3, 1.0) and chooser.number(10) == 3
+    given = [chooser.number(s) for s in (11, 12)]
+    assert 3 not in given and len(set(given)) == 2
+    desc = np.array([table[i] for i in out])
+    assert np.linalg.norm(desc[1:] - desc[0], axis=1).min() >= 0.6, "the new ones keep away from the held one"

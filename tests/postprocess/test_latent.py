@@ -13,7 +13,13 @@ from realanon.errors import ConfigError
 from realanon.interfaces import LatentGenerator
 from realanon.pipeline import Anonymizer, build_anonymizer, build_postprocessors
 from realanon.postprocess.histogram import histogram_distance
-from realanon.postprocess.latent import LatentHistogramMatch, LatentOptions, optimize_latents, structure_loss
+from realanon.postprocess.latent import (
+    LatentHistogramMatch,
+    LatentOptions,
+    hue_loss,
+    optimize_latents,
+    structure_loss,
+)
 from realanon.regions import union_mask
 from realanon.registry import POSTPROCESSORS
 from realanon.structures import GenerationBatch
@@ -39,7 +45,9 @@ def test_toy_generator_is_a_latent_generator(toy_generator: ToyLatentGenerator) 
 def test_optimisation_reduces_distance(
     astronaut_batch: GenerationBatch, toy_generator: ToyLatentGenerator, loss: str
 ) -> None:
-    result = optimize_latents(toy_generator, astronaut_batch, LatentOptions(steps=30, lr=0.1, loss=loss))  # type: ignore[arg-type]
+    # The toy decoder's colours are random, so its hues cannot stay while S and V move: no hue term here.
+    options = LatentOptions(steps=30, lr=0.1, loss=loss, hue_penalty=0.0)  # type: ignore[arg-type]
+    result = optimize_latents(toy_generator, astronaut_batch, options)
     assert 0 < result.steps <= 30
     assert torch.all(result.distance < 0.7 * result.initial_distance), (result.initial_distance, result.distance)
     # Measured independently, on the uint8 crops, with the numpy histograms.
@@ -105,6 +113,27 @@ def test_structure_loss_ignores_tone_but_not_shapes(astronaut: np.ndarray) -> No
     assert float(structure_loss(0.5 * image + 0.2, image, mask)) < 1e-3  # darker, lower contrast, same shapes
     noise = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(0))
     assert float(structure_loss(noise, image, mask)) > 0.8
+
+
+def test_hue_loss_ignores_saturation_and_value_but_not_hue(astronaut: np.ndarray) -> None:
+    image = torch.from_numpy(astronaut[:64, :64].astype(np.float32) / 255).permute(2, 0, 1)[None]
+    mask = torch.ones(1, 1, 64, 64)
+    grey = image.mean(dim=1, keepdim=True)
+    assert float(hue_loss(image, image, mask)) < 1e-3
+    assert float(hue_loss(0.6 * image, image, mask)) < 1e-3  # darker: same hues
+    assert float(hue_loss(0.5 * image + 0.5 * grey, image, mask)) < 1e-3  # desaturated: same hues
+    rotated = image[:, [1, 2, 0]]  # red -> blue, green -> red, blue -> green
+    assert float(hue_loss(rotated, image, mask)) > 0.05
+    tinted = (grey.expand(-1, 3, -1, -1) * torch.tensor([1.0, 0.6, 1.0]).view(1, 3, 1, 1))  # magenta on grey
+    assert float(hue_loss(tinted, grey.expand(-1, 3, -1, -1), mask)) > 0.05
+
+
+def test_hue_penalty_keeps_the_starting_hues(astronaut_batch: GenerationBatch, toy_generator: ToyLatentGenerator) -> None:
+    start, masks = toy_generator.synthesize(astronaut_batch, toy_generator.init_latents(astronaut_batch))
+    free = optimize_latents(toy_generator, astronaut_batch, LatentOptions(steps=20, lr=0.1))
+    held = optimize_latents(toy_generator, astronaut_batch, LatentOptions(steps=20, lr=0.1, hue_penalty=4.0))
+    free_loss, held_loss = hue_loss(free.images, start, masks), hue_loss(held.images, start, masks)
+    assert float(held_loss.sum()) < 0.7 * float(free_loss.sum()), (held_loss, free_loss)
 
 
 def test_best_of_several_starts(astronaut_batch: GenerationBatch, toy_generator: ToyLatentGenerator) -> None:

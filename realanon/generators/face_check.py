@@ -1,0 +1,181 @@
+"""Checking rendered faces by what dlib sees: another person, and no twin of the frame's other faces.
+
+Choosing identities by their own canonical faces (:mod:`~realanon.generators.face_choice`) is
+not enough: an inner-face replacement keeps the person's hair, head outline and (in profile)
+the silhouette of nose, lips and chin, so the rendered face can still be the person for dlib,
+and two identities rendered on two look-alike heads (a sheet of one person's faces, a family)
+can become twins. So each new face is described once rendered (in its face box, as an
+evaluator would) and compared with the original face and with the faces already settled in
+its frame (and with the frame's other people: no replaced face may look like any of them).
+One too close to any gets, in turn (:func:`settle_face`):
+
+1. the next identities of its seed (at most ``tries`` in all);
+2. a whole donor head, hair included (``"head"``);
+3. a replacement covering the whole face box (``"cover"``, as for faces without a mesh);
+4. when even that is the person for dlib, a flat fill of the face (``"fill"``): a face that
+   cannot be changed enough is still covered (fail closed). A twin alone never leads to a fill.
+
+A video track's settled face is remembered (:class:`TrackMemory`): while the track keeps its
+identity, its face looks like it did on the track's previous frame (:func:`face_look`; track ids
+restart with every video, so a seed alone does not name one person), its head does not turn
+much and ``recheck`` frames have not passed, later frames are rendered the same way without
+describing anything.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Steps after the identities of a seed are used up; "face" is the normal inner-face render.
+ESCALATION = ("head", "cover")
+# A track's face is checked again when its head turned by more than this (degrees of yaw) since.
+RECHECK_YAW = 20.0
+# ... or when its face box's look (:func:`face_look`) correlates less than this with the track's
+# previous frame, or its size changed by more than this factor.
+SAME_LOOK, SAME_SIZE = 0.8, 1.25
+_LOOK_PX = 16
+
+
+def face_look(crop: np.ndarray, box_xyxy: tuple[float, float, float, float]) -> np.ndarray:
+    """``(_LOOK_PX**2 + 1,)`` float32: the box's grey thumbnail, zero-mean and unit-norm, then its height."""
+    x1, y1, x2, y2 = (int(round(v)) for v in box_xyxy)
+    part = crop[max(y1, 0): max(y2, y1 + 1), max(x1, 0): max(x2, x1 + 1)]
+    grey = cv2.cvtColor(part, cv2.COLOR_RGB2GRAY) if part.size else np.zeros((1, 1), np.uint8)
+    small = cv2.resize(grey, (_LOOK_PX, _LOOK_PX), interpolation=cv2.INTER_AREA).astype(np.float32).ravel()
+    small -= small.mean()
+    small /= max(float(np.linalg.norm(small)), 1e-6)
+    return np.append(small, np.float32(max(y2 - y1, 1)))
+
+
+def same_look(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether two :func:`face_look` values are one face on consecutive frames."""
+    ratio = float(a[-1] / b[-1])
+    return float(a[:-1] @ b[:-1]) >= SAME_LOOK and 1 / SAME_SIZE <= ratio <= SAME_SIZE
+
+
+@dataclass(frozen=True)
+class Settled:
+    """How one face of a frame was drawn and what dlib sees in it.
+
+    Attributes:
+        output: ``(h, w, 3)`` uint8 crop.
+        step: ``"face"``, ``"head"``, ``"cover"`` or ``"fill"``.
+        descriptor: ``(128,)`` descriptor of the rendered face, or None for a fill (no face).
+        margin: Smallest of (distance to the nearest original face - ``private``) and
+            (distance to the nearest settled face - ``apart``); >= 0 when both checks pass.
+    """
+
+    output: np.ndarray
+    step: str
+    descriptor: np.ndarray | None
+    margin: float
+
+
+def nearest(descriptor: np.ndarray, others: Sequence[np.ndarray]) -> float:
+    """Distance from ``descriptor`` to the nearest of ``others`` (inf when there are none)."""
+    if not others:
+        return float("inf")
+    return float(np.min(np.linalg.norm(np.asarray(others) - descriptor, axis=1)))
+
+
+def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndarray], np.ndarray],
+                redraw: Callable[[], bool], fill: Callable[[], np.ndarray], people: Sequence[np.ndarray],
+                others: Sequence[np.ndarray], private: float, apart: float, tries: int) -> Settled:
+    """Renders one face until dlib calls it another person and nobody else of the frame.
+
+    Args:
+        render: ``step -> crop``: draws the face with the seed's current identity.
+        describe: ``crop -> (128,)`` descriptor of the face in its face box.
+        redraw: Gives the seed its next identity; False when none is left.
+        fill: The fail-closed cover (no face at all).
+        people: Descriptors of the original face and of the frame's other original faces (empty
+            skips the privacy check).
+        others: Descriptors of the frame's faces settled before this one.
+        private: Least distance to each of ``people`` (0 turns the check off).
+        apart: Least distance to each of ``others`` (0 turns the check off).
+        tries: Identities tried with the normal render at most (at least 1).
+
+    Returns:
+        The first rendering that passes both checks; else the best one that is private (the
+        twin check alone never ends in a fill); else the fill.
+    """
+    steps = ["face"] * max(tries, 1) + list(ESCALATION)
+    best: Settled | None = None
+    for k, step in enumerate(steps):
+        if 0 < k < tries and not redraw():
+            continue
+        out = render(step)
+        desc = describe(out)
+        to_original = nearest(desc, people) - private if private > 0 else np.inf
+        to_others = nearest(desc, others) - apart if apart > 0 else np.inf
+        settled = Settled(out, step, desc, float(min(to_original, to_others)))
+        if settled.margin >= 0:
+            return settled
+        if to_original >= 0 and (best is None or settled.margin > best.margin):
+            best = settled
+    return best if best is not None else Settled(fill(), "fill", None, 0.0)
+
+
+@dataclass
+class TrackFace:
+    """What a track's last check found.
+
+    Attributes:
+        number: Pool number of the identity settled on.
+        step: The render step settled on.
+        original: Descriptor of the original face at the check (None: none found).
+        descriptor: Descriptor of the rendered face (None for a fill).
+        yaw: Head yaw at the check (None without a mesh).
+        look: :func:`face_look` of the original face on the track's latest frame.
+        age: Frames since the check.
+    """
+
+    number: int
+    step: str
+    original: np.ndarray | None
+    descriptor: np.ndarray | None
+    yaw: float | None
+    look: np.ndarray
+    age: int = 0
+
+
+class TrackMemory:
+    """Each video track's settled face, reused while it stays valid (least recently used forgotten).
+
+    Args:
+        recheck: A track's face is described again after this many frames.
+        remember: Tracks remembered at most.
+    """
+
+    def __init__(self, recheck: int = 50, remember: int = 4096) -> None:
+        self.recheck, self.remember = recheck, remember
+        self.faces: OrderedDict[int, TrackFace] = OrderedDict()
+
+    def valid(self, seed: int, number: int | None, yaw: float | None, look: np.ndarray) -> TrackFace | None:
+        """``seed``'s remembered face when it still holds for identity ``number``, head ``yaw`` and ``look``."""
+        face = self.faces.get(seed)
+        if face is None or face.number != number or face.age >= self.recheck or not same_look(face.look, look):
+            return None
+        if (face.yaw is None) != (yaw is None):
+            return None
+        if face.yaw is not None and yaw is not None and abs(face.yaw - yaw) > RECHECK_YAW:
+            return None
+        return face
+
+    def age(self, seed: int, look: np.ndarray) -> None:
+        """One more frame for ``seed``'s remembered face, which now looks like ``look``."""
+        self.faces[seed].age += 1
+        self.faces[seed].look = look
+        self.faces.move_to_end(seed)
+
+    def store(self, seed: int, face: TrackFace) -> None:
+        """Remembers ``face`` for ``seed`` (replacing an older one)."""
+        self.faces[seed] = face
+        self.faces.move_to_end(seed)
+        while len(self.faces) > self.remember:
+            self.faces.popitem(last=False)

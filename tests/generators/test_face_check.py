@@ -1,0 +1,113 @@
+"""Checking rendered faces (no dlib: renders and descriptors are stand-ins)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realanon.generators.face_check import Settled, TrackFace, TrackMemory, face_look, same_look, settle_face
+
+ORIGINAL = np.zeros(128)
+
+
+def unit(value: float) -> np.ndarray:
+    """A descriptor ``value`` away from ``ORIGINAL``."""
+    out = np.zeros(128)
+    out[0] = value
+    return out
+
+
+class Renders:
+    """Stand-in renderer: each (identity, step) draws a crop whose descriptor is given by ``table``."""
+
+    def __init__(self, table: dict[tuple[int, str], float], identities: int) -> None:
+        self.table, self.identities, self.identity = table, identities, 0
+        self.calls: list[tuple[int, str]] = []
+
+    def render(self, step: str) -> np.ndarray:
+        self.calls.append((self.identity, step))
+        return np.full((4, 4, 3), len(self.calls), np.uint8)
+
+    def describe(self, out: np.ndarray) -> np.ndarray:
+        return unit(self.table.get(self.calls[-1], 0.1))
+
+    def redraw(self) -> bool:
+        if self.identity + 1 >= self.identities:
+            return False
+        self.identity += 1
+        return True
+
+
+def settle(r: Renders, others: list[np.ndarray] | None = None, tries: int = 3) -> Settled:
+    return settle_face(r.render, r.describe, r.redraw, lambda: np.zeros((4, 4, 3), np.uint8), [ORIGINAL],
+                       others or [], 0.65, 0.65, tries)
+
+
+def test_first_passing_render_is_kept() -> None:
+    r = Renders({(0, "face"): 0.9}, identities=5)
+    s = settle(r)
+    assert s.step == "face" and r.calls == [(0, "face")] and s.margin >= 0
+
+
+def test_a_face_too_close_to_the_person_gets_the_next_identity() -> None:
+    r = Renders({(0, "face"): 0.3, (1, "face"): 0.5, (2, "face"): 0.8}, identities=5)
+    s = settle(r)
+    assert r.calls == [(0, "face"), (1, "face"), (2, "face")]
+    assert s.step == "face" and np.linalg.norm(s.descriptor - ORIGINAL) == pytest.approx(0.8)
+
+
+def test_escalates_to_head_then_cover_then_fills() -> None:
+    r = Renders({(2, "head"): 0.4, (2, "cover"): 0.7}, identities=5)
+    assert settle(r).step == "cover"
+    assert r.calls == [(0, "face"), (1, "face"), (2, "face"), (2, "head"), (2, "cover")]
+    r = Renders({}, identities=5)  # nothing is ever far enough from the person: fail closed
+    s = settle(r)
+    assert s.step == "fill" and s.descriptor is None and not s.output.any()
+
+
+def test_a_twin_alone_never_ends_in_a_fill_and_the_least_close_is_kept() -> None:
+    other = unit(0.9)  # every render below is private (>= 0.65 from the original) but near this face
+    r = Renders({(0, "face"): 0.95, (1, "face"): 1.1, (2, "face"): 0.9, (2, "head"): 0.92, (2, "cover"): 0.93},
+                identities=5)
+    s = settle(r, [other])
+    assert s.step == "face" and r.calls[-1] == (2, "cover")
+    assert np.linalg.norm(s.descriptor - ORIGINAL) == pytest.approx(1.1)
+
+
+def test_no_identity_left_skips_to_the_escalation() -> None:
+    r = Renders({(0, "head"): 0.7}, identities=1)
+    assert settle(r).step == "head" and r.calls == [(0, "face"), (0, "head")]
+
+
+def look(seed: int, shift: int = 0, size: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    crop = np.repeat(rng.integers(0, 255, (12, 12, 1), dtype=np.uint8), 3, axis=2)
+    crop = np.kron(crop, np.ones((8, 8, 1), np.uint8))  # smooth-ish 96 x 96 picture
+    return face_look(np.roll(crop, shift, axis=1), (20, 20, 20 + size, 20 + size))
+
+
+def test_face_look_tells_a_moving_face_from_another() -> None:
+    assert same_look(look(1), look(1, shift=1))
+    assert not same_look(look(1), look(2))
+    assert not same_look(look(1), look(1, size=70)), "a face of another size is not the track's face"
+
+
+def test_track_memory_holds_while_identity_look_and_pose_hold() -> None:
+    memory = TrackMemory(recheck=3)
+    memory.store(7, TrackFace(5, "face", ORIGINAL, unit(0.9), 10.0, look(1)))
+    assert memory.valid(7, 5, 12.0, look(1, shift=1)) is not None
+    assert memory.valid(8, 5, 12.0, look(1)) is None, "another seed"
+    assert memory.valid(7, 6, 12.0, look(1)) is None, "another identity"
+    assert memory.valid(7, 5, 40.0, look(1)) is None, "the head turned"
+    assert memory.valid(7, 5, None, look(1)) is None, "the mesh was lost"
+    assert memory.valid(7, 5, 12.0, look(2)) is None, "another face under the same seed (a new video)"
+    for _ in range(3):
+        memory.age(7, look(1))
+    assert memory.valid(7, 5, 12.0, look(1)) is None, "rechecked after `recheck` frames"
+
+
+def test_a_face_like_another_person_of_the_frame_is_redrawn() -> None:
+    r = Renders({(0, "face"): 0.9, (1, "face"): 2.0}, identities=5)
+    s = settle_face(r.render, r.describe, r.redraw, lambda: np.zeros((4, 4, 3), np.uint8), [ORIGINAL, unit(0.95)],
+                    [], 0.65, 0.65, 3)
+    assert s.step == "face" and r.calls == [(0, "face"), (1, "face")], "0.9 is 0.05 from the frame's other person"

@@ -33,6 +33,7 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -118,22 +119,24 @@ class _FrameStage:
         self.buffer: deque[_Pending] = deque()
         self.tracks = 0
 
-    def push(self, index: int, image: np.ndarray) -> list[tuple[int, AnonymizedFrame]]:
-        """Adds a decoded frame; returns the frames that left the look-ahead buffer, anonymized."""
+    def push(self, index: int, image: np.ndarray) -> Iterator[tuple[int, AnonymizedFrame]]:
+        """Adds a decoded frame; yields the frames that left the look-ahead buffer, anonymized.
+
+        Lazy: each frame is yielded as soon as its batch is anonymized, so the caller writes it
+        (and drops its regions' masks) before the next batch is made, keeping memory to one batch.
+        """
         self.waiting.append((index, image))
-        if len(self.waiting) < self.batch_frames:
-            return []
-        return self._admit_waiting()
+        if len(self.waiting) >= self.batch_frames:
+            yield from self._admit_waiting()
 
-    def flush(self) -> list[tuple[int, AnonymizedFrame]]:
+    def flush(self) -> Iterator[tuple[int, AnonymizedFrame]]:
         """Anonymizes everything still waiting or buffered (end of video)."""
-        done = self._admit_waiting()
-        return done + self._release(len(self.buffer))
+        yield from self._admit_waiting()
+        yield from self._release(len(self.buffer))
 
-    def _admit_waiting(self) -> list[tuple[int, AnonymizedFrame]]:
+    def _admit_waiting(self) -> Iterator[tuple[int, AnonymizedFrame]]:
         """Detects the waiting frames together, then tracks and buffers them one by one, in order."""
         waiting, self.waiting = self.waiting, []
-        done: list[tuple[int, AnonymizedFrame]] = []
         for (index, image), (detections, failed) in zip(waiting, self._detect_group(waiting)):
             if self.tracker is not None:
                 update = self.tracker.update(detections)
@@ -142,8 +145,7 @@ class _FrameStage:
                 self._backfill(update.born)
             self.buffer.append(_Pending(index, image, list(detections.items), failed))
             if len(self.buffer) >= self.lookahead + self.batch_frames:
-                done.extend(self._release(self.batch_frames))
-        return done
+                yield from self._release(self.batch_frames)
 
     def _detect_group(self, frames: list[tuple[int, np.ndarray]]) -> list[tuple[Detections, str | None]]:
         """Detections (or the failure) of each frame: one batched call, or frame by frame if it raises."""
@@ -180,13 +182,11 @@ class _FrameStage:
                 box = grow_box(np.asarray(det.box_xyxy), self.options.grow_per_missed * steps_back)
                 pending.detections.append(shift_detection(det, box, det.track_id))
 
-    def _release(self, count: int) -> list[tuple[int, AnonymizedFrame]]:
-        out: list[tuple[int, AnonymizedFrame]] = []
+    def _release(self, count: int) -> Iterator[tuple[int, AnonymizedFrame]]:
         while count > 0 and self.buffer:
             chunk = [self.buffer.popleft() for _ in range(min(count, self.batch_frames, len(self.buffer)))]
             count -= len(chunk)
-            out.extend(self._anonymize(chunk))
-        return out
+            yield from self._anonymize(chunk)
 
     def _anonymize(self, chunk: list[_Pending]) -> list[tuple[int, AnonymizedFrame]]:
         ok = [p for p in chunk if p.failed is None]

@@ -3,6 +3,10 @@
 Run (offline, CPU; a few minutes on 2 cores)::
 
     OMP_NUM_THREADS=1 python scripts/measure_body_leak.py > /tmp/body_leak.md
+    OMP_NUM_THREADS=1 python scripts/measure_body_leak.py --references coco_person --detectors coco_person --misses
+
+``--references`` and ``--detectors`` pick rows by label; ``--misses`` also lists every
+uncovered reference box (frame, box, size, share of it replaced), to look at them one by one.
 
 Uses exactly the data and leak options of ``eval/small.toml`` (vtest.avi at half size, the
 validation frames, ``[leak] frames`` and ``coverage``) and the evaluator's own functions

@@ -10,7 +10,8 @@ whole-frame pass, each tile pass, MoveNet on the person crops (``refine``), the 
 then the whole detector call; "python overhead" is the whole call minus the stages. Also the
 whole call in tracked-video mode (``set_tracked(True)``, one tile group per call), averaged over
 one full cycle of tile groups. ``--spin``: one CenterNet pass at 1 and 2 onnxruntime threads
-with idle threads spinning (onnxruntime's default) or sleeping (realanon's). The machine may be
+with idle threads spinning (onnxruntime's default) or sleeping (realanon's). ``--heads``: one
+CenterNet pass computing all 80 class heatmaps or only the person's (realanon's). The machine may be
 shared: compare rows of one run.
 """
 
@@ -89,12 +90,33 @@ def spin_table(runs: int) -> list[str]:
     return rows
 
 
+def heads_table(runs: int) -> list[str]:
+    """CPU and wall ms of one cut CenterNet pass computing all 80 class heatmaps or only the person's."""
+    from realanon.detectors.coco_boxes import _CENTERNET_OUTPUTS, _CENTERNET_PERSON_ONLY
+    from realanon.detectors.onnx_models import open_session
+
+    x = np.random.default_rng(0).integers(0, 255, (1, 512, 512, 3)).astype(np.float32)
+    rows = ["| CenterNet heatmaps computed | CPU ms | wall ms |", "|---|---|---|"]
+    for label, first_rows in (("80 classes", None), ("person only (the default)", _CENTERNET_PERSON_ONLY)):
+        session = open_session("centernet", threads=1, outputs=_CENTERNET_OUTPUTS, free_dims=(1, 2),
+                               first_rows=first_rows)
+        name = session.get_inputs()[0].name
+        session.run(None, {name: x})
+        c, w, _ = timed(lambda: session.run(None, {name: x}), runs)  # noqa: B023 - called at once
+        rows.append(f"| {label} | {c:.1f} | {w:.1f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--spin", action="store_true", help="only: one CenterNet pass, threads spinning or not")
+    parser.add_argument("--heads", action="store_true", help="only: one CenterNet pass, 80 heatmaps or the person's")
     args = parser.parse_args()
+    if args.heads:
+        print("\n".join(heads_table(max(args.runs, 10))))
+        return
     if args.spin:
         print("\n".join(spin_table(max(args.runs, 5))))
         return

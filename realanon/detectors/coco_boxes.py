@@ -46,6 +46,9 @@ MIN_HEIGHT_FRACTION = 24 / 576
 # CenterNet's inner tensors kept by the cut graph (NCHW): 80 class heatmaps and the 4 box sides in input
 # pixels, both at stride 4 (the shipped graph's own decoding, which needs a 512x512 input, is dropped).
 _CENTERNET_OUTPUTS = ("tower_0/Sigmoid:0", "tower_0/mul:0")
+# Weight and bias of the 1x1 convolution that makes the 80 class heatmaps: only the first (person,
+# class 0) is kept, which leaves its heatmap bit-identical and saves about a tenth of a pass.
+_CENTERNET_PERSON_ONLY = {"Const_30:0": PERSON + 1, "Const_31:0": PERSON + 1}
 # A model of any input size searches pieces up to this many times a tile's side each way (frame_pieces).
 _PIECE_STRETCH = (1.25, 1.25)  # (height, width)
 
@@ -201,9 +204,10 @@ class CenterNetBoxes:
     size whose sides are multiples of 32 (it was converted for 512x512).
 
     The graph is cut (:func:`~realanon.detectors.onnx_models.truncated_model`) after the class
-    heatmaps (sigmoid, stride 4) and the box sides; the person heatmap's local maxima scoring at
-    least ``min_score`` are decoded here (:func:`decode_centernet`) as the model's own decoding
-    does, without its cap of 100 detections of all classes.
+    heatmaps (sigmoid, stride 4; only the person's is computed) and the box sides; the person
+    heatmap's local maxima scoring at least ``min_score`` are decoded here
+    (:func:`decode_centernet`) as the model's own decoding does, without its cap of 100
+    detections of all classes.
     """
 
     name = "centernet_person"
@@ -214,7 +218,7 @@ class CenterNetBoxes:
                  threads: int | None = None) -> None:
         self.min_score = float(min_score)
         self._session = open_session(model, device=device, threads=threads, outputs=_CENTERNET_OUTPUTS,
-                                     free_dims=(1, 2))
+                                     free_dims=(1, 2), first_rows=_CENTERNET_PERSON_ONLY)
         self._input = self._session.get_inputs()[0].name
 
     def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -312,7 +316,7 @@ class TiledPersonDetector:
         return min(self.min_height, self.min_height_fraction * size[0])
 
     def tile_regions(self, size: tuple[int, int]) -> list[Region]:
-        """The tiles or pieces (XYXY, frame pixels) a frame of ``size`` ``(H, W)`` is searched in, besides the whole pass."""
+        """The tiles or pieces (XYXY, frame pixels) of a frame of ``size`` ``(H, W)``, besides the whole pass."""
         regions = frame_pieces if self.pieces else frame_tiles
         return regions(size, self.input_size, self.min_height_at(size), self.overlap)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -83,15 +83,16 @@ def providers_for(device: str) -> list[str]:
 
 def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int | None = None,
                  weights_dir: Path | None = None, spinning: bool = False,
-                 outputs: Sequence[str] | None = None, free_dims: Sequence[int] = ()) -> Any:
+                 outputs: Sequence[str] | None = None, free_dims: Sequence[int] = (),
+                 first_rows: Mapping[str, int] | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for a shipped model name or an ONNX file path.
 
     A shipped model is verified against the manifest's sha256 first; a path the user gives is
     only checked to exist. ``spinning`` lets idle intra-op threads busy-wait (onnxruntime's
     default; off here, as it burns CPU that decoding and encoding threads need).
     ``outputs`` cuts the graph so that these inner tensors are its outputs (the nodes after them
-    are dropped), and ``free_dims`` makes those axes of the first input any size
-    (:func:`truncated_model`).
+    are dropped), ``free_dims`` makes those axes of the first input any size and ``first_rows``
+    cuts weights to their first rows (:func:`truncated_model`).
 
     Raises:
         WeightsError: missing or altered file, or a file onnxruntime cannot load.
@@ -105,7 +106,7 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     verify(path, sha)
     source: str | bytes = str(path)
     if outputs:
-        source = truncated_model(path, outputs, free_dims)
+        source = truncated_model(path, outputs, free_dims, first_rows)
     options = ort.SessionOptions()
     options.intra_op_num_threads = default_threads() if threads is None else int(threads)
     options.inter_op_num_threads = 1
@@ -119,19 +120,24 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
         raise WeightsError(f"{path}: onnxruntime cannot load it ({type(err).__name__}: {str(err)[:200]})") from None
 
 
-def truncated_model(path: Path, outputs: Sequence[str], free_dims: Sequence[int] = ()) -> bytes:
+def truncated_model(path: Path, outputs: Sequence[str], free_dims: Sequence[int] = (),
+                    first_rows: Mapping[str, int] | None = None) -> bytes:
     """The ONNX model at ``path`` cut after the tensors ``outputs``, serialized.
 
     Only the nodes those tensors depend on are kept (with their initializers); axes
     ``free_dims`` of the first input become symbolic, so that a fully convolutional part of a
-    network can run on inputs of any size.
+    network can run on inputs of any size. ``first_rows`` keeps only the first rows (axis 0) of
+    the named initializers: the first output channels of a convolution, when only those are used.
 
     Raises:
         WeightsError: the file cannot be parsed or has no tensor of one of those names.
     """
-    import onnx
-    from onnx import helper
-
+    try:
+        import onnx
+        from onnx import helper
+    except ImportError:
+        raise WeightsError(f"{path}: cutting this model needs the onnx package "
+                           "(pip install 'onnx>=1.16,<1.18', a dependency of realanon)") from None
     try:
         model = onnx.load(str(path))
     except Exception as err:  # noqa: BLE001 - any parse failure becomes one clear error
@@ -147,6 +153,7 @@ def truncated_model(path: Path, outputs: Sequence[str], free_dims: Sequence[int]
     if missing:
         raise WeightsError(f"{path}: no tensor named {missing[0]!r} (is this the shipped model?)")
     initializers = [i for i in graph.initializer if i.name in needed]
+    _keep_first_rows(path, initializers, first_rows or {})
     del graph.node[:], graph.output[:], graph.value_info[:], graph.initializer[:]
     graph.node.extend(reversed(kept))
     graph.initializer.extend(initializers)
@@ -155,6 +162,18 @@ def truncated_model(path: Path, outputs: Sequence[str], free_dims: Sequence[int]
     for axis in free_dims:
         dims[axis].dim_param = f"free_{axis}"
     return bytes(model.SerializeToString())
+
+
+def _keep_first_rows(path: Path, initializers: list[Any], rows: Mapping[str, int]) -> None:
+    """Cuts each initializer named in ``rows`` to its first ``rows[name]`` rows, in place."""
+    from onnx import numpy_helper
+
+    found = {i.name: i for i in initializers}
+    for name, n in rows.items():
+        if name not in found:
+            raise WeightsError(f"{path}: no weight named {name!r} (is this the shipped model?)")
+        array = numpy_helper.to_array(found[name])[:n]
+        found[name].CopyFrom(numpy_helper.from_array(np.ascontiguousarray(array), name))
 
 
 def run_raw(model_dir: Path, feed: dict[str, np.ndarray]) -> dict[str, np.ndarray]:

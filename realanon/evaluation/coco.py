@@ -28,6 +28,8 @@ class Instance:
         score: Confidence (1.0 for ground truth).
         mask: Optional ``(H, W)`` bool instance mask.
         keypoints: Optional ``(K, 3)`` float32 ``(x, y, visibility)``.
+        crowd: Ground truth only: an ignore region (COCO ``iscrowd``): predictions on it are
+            neither right nor wrong, and detectors are not trained on it.
     """
 
     box_xyxy: tuple[float, float, float, float]
@@ -35,6 +37,7 @@ class Instance:
     score: float = 1.0
     mask: np.ndarray | None = None
     keypoints: np.ndarray | None = None
+    crowd: bool = False
 
 
 @dataclass(frozen=True)
@@ -72,9 +75,14 @@ def instance_to_coco(inst: Instance, image_id: int, ann_id: int | None = None) -
         out["keypoints"] = kp.reshape(-1).tolist()
         out["num_keypoints"] = int((kp[:, 2] > 0).sum())
     if ann_id is not None:
-        out.update(id=ann_id, iscrowd=0)
+        out.update(id=ann_id, iscrowd=int(inst.crowd))
         out.pop("score")
     return out
+
+
+def labelled(instances: Sequence[Instance]) -> tuple[Instance, ...]:
+    """The instances a model is trained on: all but the ignore regions (``crowd``)."""
+    return tuple(i for i in instances if not i.crowd)
 
 
 def to_coco_ground_truth(

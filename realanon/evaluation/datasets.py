@@ -118,13 +118,15 @@ def _resize(image: np.ndarray, scale: float) -> np.ndarray:
     return cv2.resize(image, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA)
 
 
-def _scaled_instance(inst: Instance, scale: float, size: tuple[int, ...], detail: bool) -> Instance:
-    """A pseudo-ground-truth person in the resized frame (score 1); its mask and keypoints when ``detail``."""
+def _scaled_instance(inst: Instance, scale: float, size: tuple[int, ...], options: DataOptions) -> Instance:
+    """A pseudo-ground-truth person in the resized frame (score 1), an ignore region when it scored below
+    ``pseudo_gt_ignore_below``, with its mask and keypoints when ``pseudo_gt_detail``."""
     import cv2
 
     box = tuple(v * scale for v in inst.box_xyxy)
-    if not detail:
-        return Instance(box, 1, 1.0)  # type: ignore[arg-type]
+    crowd = inst.score < options.pseudo_gt_ignore_below
+    if not options.pseudo_gt_detail:
+        return Instance(box, 1, 1.0, crowd=crowd)  # type: ignore[arg-type]
     mask = None
     if inst.mask is not None:
         mask = cv2.resize(inst.mask.astype(np.uint8), (size[1], size[0]), interpolation=cv2.INTER_NEAREST).astype(bool)
@@ -132,7 +134,7 @@ def _scaled_instance(inst: Instance, scale: float, size: tuple[int, ...], detail
     if inst.keypoints is not None:
         kps = inst.keypoints.astype(np.float32).copy()
         kps[:, :2] *= scale
-    return Instance(box, 1, 1.0, mask, kps)  # type: ignore[arg-type]
+    return Instance(box, 1, 1.0, mask, kps, crowd)  # type: ignore[arg-type]
 
 
 def vtest_splits(options: DataOptions) -> tuple[list[Sample], list[Sample]]:
@@ -152,8 +154,7 @@ def vtest_splits(options: DataOptions) -> tuple[list[Sample], list[Sample]]:
     samples = []
     for idx, frame in zip(indices, frames):
         image = _resize(frame, options.scale)
-        insts = tuple(_scaled_instance(inst, options.scale, image.shape[:2], options.pseudo_gt_detail)
-                      for inst in detect(frame))
+        insts = tuple(_scaled_instance(inst, options.scale, image.shape[:2], options) for inst in detect(frame))
         samples.append(Sample(image, insts, f"vtest_{idx:04d}"))
     cut = int(round(len(samples) * options.train_fraction))
     return samples[:cut], samples[cut:]

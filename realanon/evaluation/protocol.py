@@ -58,6 +58,9 @@ class DataOptions:
             runs (HOG cannot see people under 128 px tall; 1.3 suits it on vtest).
         pseudo_gt_options: vtest: keyword arguments for the ``pseudo_gt`` detector (e.g.
             ``min_score = 0.5`` for ``coco_person``, whose default 0.25 keeps uncertain, tiny people).
+        pseudo_gt_ignore_below: vtest: people of ``pseudo_gt`` scoring below this are replaced by
+            every method like the others but are not labels: ignore regions (COCO ``iscrowd``) in
+            the validation ground truth and absent from the training labels (0 = every person is a label).
         pseudo_gt_detail: vtest: keep the ``pseudo_gt`` detector's instance masks and COCO-17
             keypoints with its boxes, so that the methods replace people as they would behind that
             detector (a donor body warped onto the pose, a silhouette mask); False gives box-only people.
@@ -75,6 +78,7 @@ class DataOptions:
     pseudo_gt_upscale: float = 1.0
     pseudo_gt_options: Mapping[str, Any] = field(default_factory=dict)
     pseudo_gt_detail: bool = False
+    pseudo_gt_ignore_below: float = 0.0
     train_images: str = ""
     train_annotations: str = ""
     val_images: str = ""

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from realanon.evaluation.coco import labelled
 from realanon.evaluation.protocol import MethodSpec, Protocol, load_protocol, restrict_methods
 
 log = logging.getLogger(__name__)
@@ -235,7 +236,8 @@ class _LazyAnonymized:
 
         train, val = self.ev.splits
         opts = self.ev.p.utility.detection
-        model = train_detector(self.images[0], [s.instances for s in train], opts, seed, self.ev.p.device, self.ev.progress)
+        labels = [labelled(s.instances) for s in train]
+        model = train_detector(self.images[0], labels, opts, seed, self.ev.p.device, self.ev.progress)
         return evaluate_detector(model, val, opts.task)
 
     def _classification(self, seed: int) -> dict[str, float]:
@@ -244,8 +246,9 @@ class _LazyAnonymized:
 
         train, val = self.ev.splits
         opts = self.ev.p.utility.classification
-        xt, yt = person_patches(self.images[0], [s.instances for s in train], opts.negatives_per_image, seed)
-        xv, yv = person_patches([s.image for s in val], [s.instances for s in val], opts.negatives_per_image, 10_000 + seed)
+        xt, yt = person_patches(self.images[0], [labelled(s.instances) for s in train], opts.negatives_per_image, seed)
+        xv, yv = person_patches(
+            [s.image for s in val], [labelled(s.instances) for s in val], opts.negatives_per_image, 10_000 + seed)
         acc = train_cnn_accuracy(xt, yt, xv, yv, steps=opts.steps, seed=seed, batch_size=opts.batch_size,
                                  lr=opts.lr, device=self.ev.p.device)
         return {"classification_accuracy": acc}
@@ -274,7 +277,7 @@ class _LazyAnonymized:
         frames = val[: p.leak.frames]
         fn = build_method(self.spec, p.utility.target, seed=p.seeds[0], device=p.device, own_detector=True)
         masks = [replaced_mask(fn(s.image, None, i)) for i, s in enumerate(frames)]
-        boxes = [np.array([inst.box_xyxy for inst in s.instances]) for s in frames]
+        boxes = [np.array([inst.box_xyxy for inst in labelled(s.instances)]) for s in frames]
         frame_share, instance_share = leak_fraction(boxes, masks, p.leak.coverage)
         return {"leaked_frames": frame_share, "leaked_people": instance_share}
 

@@ -31,7 +31,7 @@ import numpy as np
 from realanon.generators._util import mask_bbox
 from realanon.generators.donor_bank import DEFAULT_BANK, DonorBank, rank_donors
 from realanon.generators.donor_head import blend_head, head_layer
-from realanon.generators.face_check import Settled, TrackFace, TrackMemory, face_look, settle_face
+from realanon.generators.face_check import Settled, TrackFace, TrackMemory, face_box, face_look, settle_face
 from realanon.generators.face_choice import IdentityChooser, pool_candidate
 from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities
 from realanon.generators.face_inner import eyes_open
@@ -59,10 +59,6 @@ from realanon.structures import GenerationBatch
 FACE_KEEP_SHAPE, HEAD_KEEP_SHAPE = 0.1, 0.5
 # Identities tried per face when its rendered face is too close to the original or to another face.
 VERIFY_TRIES = 10
-# Where the face box lies in the replace-mask's box, as shares of its size in from the left, top,
-# right and bottom: the default ellipse grows the box by ``face_margin`` = 0.25 on each side after
-# adding a quarter of its height above (forehead). Faces are described there, as evaluators do.
-DESCRIBE_INSET = (1 / 6, 0.3, 1 / 6, 1 / 6)
 
 
 @dataclass(frozen=True)
@@ -230,17 +226,9 @@ class DonorFaceSwap:
         """Each video track's settled face (see :class:`TrackMemory`)."""
         return TrackMemory(self.recheck_frames)
 
-    @staticmethod
-    def face_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-        """The face box of a replace-mask: its box inset by ``DESCRIBE_INSET``."""
-        x1, y1, x2, y2 = mask_bbox(mask)
-        left, top, right, bottom = DESCRIBE_INSET
-        w, h = x2 - x1, y2 - y1
-        return (x1 + left * w, y1 + top * h, x2 - right * w, y2 - bottom * h)
-
     def describe_face(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Descriptor of the face in ``crop``'s face box (see :meth:`face_box`)."""
-        return self.describer.describe(crop, self.face_box(mask))
+        """Descriptor of the face in ``crop``'s face box (see :func:`face_box`)."""
+        return self.describer.describe(crop, face_box(mask))
 
     def originals(self, crops: list[np.ndarray], masks: list[np.ndarray],
                   known: list[TrackFace | None]) -> list[np.ndarray | None]:
@@ -264,7 +252,7 @@ class DonorFaceSwap:
         tracked = batch.tracked or (False,) * n
         targets = [self.find_target(c, m) if m.any() else None for c, m in zip(batch.crops, batch.replace_masks)]
         yaws = [None if t is None else float(head_pose(t)[0]) for t in targets]
-        looks = [face_look(c, self.face_box(m)) if m.any() else np.zeros(1, np.float32)
+        looks = [face_look(c, face_box(m)) if m.any() else np.zeros(1, np.float32)
                  for c, m in zip(batch.crops, batch.replace_masks)]
         known = [self.tracks.valid(s, self.chooser.by_seed.get(s), y, k) if tr and self.checks else None
                  for s, y, k, tr in zip(batch.seeds, yaws, looks, tracked)]

@@ -163,6 +163,8 @@ def test_a_cut_at_an_unknown_tensor_names_the_file() -> None:
     path, _ = model_path("centernet")
     with pytest.raises(WeightsError, match="centernet.*no tensor named 'nope'"):
         truncated_model(path, ["nope"])
+    with pytest.raises(WeightsError, match="centernet.*no weight named 'nope'"):
+        truncated_model(path, ["tower_0/Sigmoid:0"], first_rows={"nope": 1})
 
 
 def test_small_frames_get_tiles_for_people_a_fraction_of_their_height() -> None:
@@ -194,3 +196,11 @@ def test_merged_box_holds_every_uncut_box_of_the_same_person() -> None:
     kept, scores = merge(boxes, np.array([0.8, 0.6, 0.9, 0.5]), np.array([False, False, True, False]), 0.5)
     np.testing.assert_array_equal(kept, [[96, 100, 204, 400], [500, 100, 560, 200]])  # the cut box adds nothing
     np.testing.assert_array_equal(scores, [0.8, 0.5])
+
+
+def test_without_the_onnx_package_the_cut_fails_with_one_clear_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    with pytest.raises(WeightsError, match="needs the onnx package"):
+        truncated_model(model_path("centernet")[0], ["tower_0/Sigmoid:0"])

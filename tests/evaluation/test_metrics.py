@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from realanon.evaluation.classify import pca_knn_accuracy, stratified_split
-from realanon.evaluation.coco import Instance, coco_scores, greedy_match, oks, to_coco_ground_truth
+from realanon.evaluation.coco import Instance, coco_scores, greedy_match, labelled, oks, to_coco_ground_truth
 from realanon.evaluation.privacy import leak_fraction, reid_attacks
 from realanon.evaluation.utility import person_patches, retention_scores
 from realanon.structures import Detection
@@ -42,6 +42,18 @@ def test_shifted_predictions_score_lower(rng: np.random.Generator) -> None:
     shifted = [tuple(Instance(tuple(v + 12 for v in i.box_xyxy), 1, 0.9) for i in im) for im in insts]  # type: ignore[misc]
     assert coco_scores(gt, shifted)["AP"] < 0.5
     assert coco_scores(gt, [() for _ in insts])["AP"] == 0.0
+
+
+def test_predictions_on_ignore_regions_are_neither_right_nor_wrong() -> None:
+    person = Instance((10.0, 10.0, 30.0, 60.0))
+    other = Instance((60.0, 10.0, 80.0, 60.0), score=0.8)
+    sizes = [(100, 100)]
+    ignored = to_coco_ground_truth([(person, Instance(other.box_xyxy, crowd=True))], sizes, {1: "person"})
+    counted = to_coco_ground_truth([(person, Instance(other.box_xyxy))], sizes, {1: "person"})
+    assert coco_scores(ignored, [(person, other)])["AP"] == pytest.approx(1.0)  # no false positive
+    assert coco_scores(ignored, [(person,)])["AP"] == pytest.approx(1.0)  # no miss
+    assert coco_scores(counted, [(person,)])["AP"] < 0.6
+    assert labelled((person, Instance(other.box_xyxy, crowd=True))) == (person,)
 
 
 def test_retention_of_identical_predictions_is_one(rng: np.random.Generator) -> None:

@@ -100,6 +100,17 @@ def test_pseudo_ground_truth_keeps_masks_only_when_asked(fake_detector: type, de
     assert person.mask[144, 192] and not person.mask[10, 10]  # scaled with the frame
 
 
+@pytest.mark.parametrize(("ignore_below", "crowd"), [(0.0, False), (0.5, False), (0.95, True)])
+def test_people_scoring_below_the_ignore_score_are_ignore_regions(
+    fake_detector: type, ignore_below: float, crowd: bool
+) -> None:
+    options = DataOptions(frames=2, video_frames=40, pseudo_gt=FAKE, pseudo_gt_ignore_below=ignore_below)
+    train, val = vtest_splits(options)
+    (person,) = (train + val)[0].instances  # the fake person scores 0.9
+    assert person.crowd is crowd
+    assert len(to_detections((train + val)[0])) == 1  # replaced either way
+
+
 def test_body_detections_carry_coco17_keypoints_faces_do_not() -> None:
     kps = np.ones((17, 3), np.float32)
     sample = Sample(np.zeros((40, 40, 3), np.uint8), (Instance((1.0, 2.0, 20.0, 30.0), keypoints=kps),))

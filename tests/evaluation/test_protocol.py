@@ -41,7 +41,7 @@ def test_bad_protocols_are_refused(data: dict) -> None:
         protocol_from_dict(data)
 
 
-@pytest.mark.parametrize("name", ["small", "full_coco", "bodies"])
+@pytest.mark.parametrize("name", ["small", "full_coco", "bodies", "bodies_ignore"])
 def test_shipped_protocols_load(name: str) -> None:
     protocol = load_protocol(REPO / "eval" / f"{name}.toml")
     assert len(protocol.seeds) >= 2

@@ -111,3 +111,16 @@ def test_a_face_like_another_person_of_the_frame_is_redrawn() -> None:
     s = settle_face(r.render, r.describe, r.redraw, lambda: np.zeros((4, 4, 3), np.uint8), [ORIGINAL, unit(0.95)],
                     [], 0.65, 0.65, 3)
     assert s.step == "face" and r.calls == [(0, "face"), (1, "face")], "0.9 is 0.05 from the frame's other person"
+
+
+def test_face_box_of_a_default_replace_mask_is_the_detection_box() -> None:
+    from realanon.config import RegionOptions
+    from realanon.generators.face_check import face_box
+    from realanon.regions import build_regions
+    from realanon.structures import Detection, Detections
+
+    box = (200.0, 150.0, 280.0, 250.0)
+    region = build_regions(Detections((Detection(box, 0.9, "face"),), (600, 600)), RegionOptions())[0]
+    x0, y0 = region.crop_box_xyxy[:2]
+    found = np.array(face_box(region.replace_mask)) + [x0, y0, x0, y0]
+    assert np.abs(found - box).max() <= 3, f"described in {np.round(found)}, the detection box is {box}"

@@ -174,9 +174,12 @@ class YuNetDetector:
         coarse_scale = min(1.0, self.coarse_size / max(h, w))
         pyramid = _Pyramid(image, [coarse_scale, *self.fine_scales])
         found = self._search(pyramid, (0, 0, w, h), coarse_scale)
-        if any(f > coarse_scale for f in self.fine_scales):
+        if any(f > coarse_scale for f in self.fine_scales) and self.reuse_unchanged:
             with self._lock:
                 found += self._fine_search(pyramid)
+        elif any(f > coarse_scale for f in self.fine_scales):  # the default: the whole frame at every scale
+            for scale in self.fine_scales:
+                found += self._search(pyramid, (0, 0, w, h), scale)
         found = nms_detections(found, self.nms_iou, nested_threshold=0.7)
         return Detections(tuple(found), (h, w))
 

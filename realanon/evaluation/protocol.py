@@ -24,6 +24,9 @@ ORIGINAL = "original"
 ALWAYS = ("blur", "mask")
 # The person detector used where data has no annotations (pseudo-ground-truth) and for retention.
 PERSON_DETECTOR = "coco_person"
+# Field metadata of an option added after units were stored, whose default keeps the earlier
+# behaviour: at that default it is left out of unit fingerprints, so stored units stay valid.
+NEUTRAL_DEFAULT = "neutral_default"
 
 
 @dataclass(frozen=True)
@@ -77,8 +80,8 @@ class DataOptions:
     pseudo_gt: str = PERSON_DETECTOR
     pseudo_gt_upscale: float = 1.0
     pseudo_gt_options: Mapping[str, Any] = field(default_factory=dict)
-    pseudo_gt_detail: bool = False
-    pseudo_gt_ignore_below: float = 0.0
+    pseudo_gt_detail: bool = field(default=False, metadata={NEUTRAL_DEFAULT: True})
+    pseudo_gt_ignore_below: float = field(default=0.0, metadata={NEUTRAL_DEFAULT: True})
     train_images: str = ""
     train_annotations: str = ""
     val_images: str = ""
@@ -229,8 +232,13 @@ class Protocol:
 
 
 def _plain(value: Any) -> Any:
+    """A dataclass as a dict, without its later-added options that hold their neutral default."""
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return dataclasses.asdict(value)
+        out = dataclasses.asdict(value)
+        for f in dataclasses.fields(value):
+            if f.metadata.get(NEUTRAL_DEFAULT) and getattr(value, f.name) == f.default:
+                out.pop(f.name)
+        return out
     return value
 
 

@@ -31,7 +31,16 @@ import numpy as np
 from realanon.generators._util import mask_bbox
 from realanon.generators.donor_bank import DEFAULT_BANK, DonorBank, rank_donors
 from realanon.generators.donor_head import blend_head, head_layer
-from realanon.generators.face_check import Settled, TrackFace, TrackMemory, face_box, face_look, settle_face
+from realanon.generators.face_check import (
+    Settled,
+    TrackFace,
+    TrackMemory,
+    face_box,
+    face_look,
+    frame_groups,
+    settle_face,
+    sub_batch,
+)
 from realanon.generators.face_choice import IdentityChooser, pool_candidate
 from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities
 from realanon.generators.face_inner import eyes_open
@@ -248,6 +257,13 @@ class DonorFaceSwap:
         for kind in batch.kinds:
             if kind != "face":
                 raise ValueError(f"the donor generator replaces faces only, got a {kind!r} region")
+        out: dict[int, np.ndarray] = {}
+        for indices in frame_groups(batch):  # a video batch holds several frames: one after the other
+            out.update(zip(indices, self.draw_frame(sub_batch(batch, indices))))
+        return [out[i] for i in range(len(batch))]
+
+    def draw_frame(self, batch: GenerationBatch) -> list[np.ndarray]:
+        """The replaced faces of one frame's regions."""
         n = len(batch)
         tracked = batch.tracked or (False,) * n
         targets = [self.find_target(c, m) if m.any() else None for c, m in zip(batch.crops, batch.replace_masks)]

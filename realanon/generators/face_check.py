@@ -31,6 +31,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from realanon.structures import GenerationBatch
+
 # Steps after the identities of a seed are used up; "face" is the normal inner-face render.
 ESCALATION = ("head", "cover")
 # A track's face is checked again when its head turned by more than this (degrees of yaw) since.
@@ -54,6 +56,29 @@ def face_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     left, top, right, bottom = DESCRIBE_INSET
     w, h = x2 - x1, y2 - y1
     return (x1 + left * w, y1 + top * h, x2 - right * w, y2 - bottom * h)
+
+
+def frame_groups(batch: GenerationBatch) -> list[list[int]]:
+    """Indices of the regions of each frame of ``batch``, frames in order of first appearance.
+
+    Regions of one frame share the same ``frames`` array object (see ``Anonymizer.make_batch``);
+    without ``frames`` the whole batch is one frame.
+    """
+    if not batch.frames:
+        return [list(range(len(batch)))] if len(batch) else []
+    groups: dict[int, list[int]] = {}
+    for i, frame in enumerate(batch.frames):
+        groups.setdefault(id(frame), []).append(i)
+    return list(groups.values())
+
+
+def sub_batch(batch: GenerationBatch, indices: Sequence[int]) -> GenerationBatch:
+    """The regions ``indices`` of ``batch`` as a batch of their own."""
+    def pick(values: tuple[object, ...]) -> tuple[object, ...]:
+        return tuple(values[i] for i in indices) if values else ()
+
+    return GenerationBatch(*(pick(getattr(batch, name)) for name in (  # type: ignore[arg-type]
+        "crops", "replace_masks", "keypoints", "keypoint_layouts", "kinds", "seeds", "frames", "tracked")))
 
 
 def face_look(crop: np.ndarray, box_xyxy: tuple[float, float, float, float]) -> np.ndarray:

@@ -57,6 +57,21 @@ def test_a_subset_of_methods_keeps_the_protocol_order_and_refuses_unknown_names(
         restrict_methods(protocol, ["nobody"])
 
 
+def test_options_added_later_leave_fingerprints_unchanged_at_their_default() -> None:
+    import dataclasses
+    import hashlib
+    import json
+
+    from realanon.evaluation.protocol import DataOptions
+
+    protocol = protocol_from_dict({"include_registered": False})
+    data = DataOptions()
+    earlier = {k: v for k, v in dataclasses.asdict(data).items() if k not in ("pseudo_gt_detail", "pseudo_gt_ignore_below")}
+    blob = json.dumps([earlier, 3], sort_keys=True, default=str)
+    assert protocol.fingerprint(data, 3) == hashlib.sha256(blob.encode()).hexdigest()[:16]
+    assert protocol.fingerprint(dataclasses.replace(data, pseudo_gt_detail=True), 3) != protocol.fingerprint(data, 3)
+
+
 def test_command_line_reports_a_missing_protocol() -> None:
     import subprocess
     import sys

@@ -231,6 +231,23 @@ def test_a_tracked_face_is_described_once_an_untracked_one_every_time(
     assert counter.calls >= after_first + 4
 
 
+def test_frames_batched_together_are_drawn_one_after_the_other(
+        astronaut_region: tuple[np.ndarray, np.ndarray, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    crop, mask, seed = astronaut_region
+    generator = DonorFaceSwap()
+    counter = CountingDescriber(generator.describer)
+    monkeypatch.setitem(generator.__dict__, "describer", counter)
+    frames = (np.zeros((4, 4, 3), np.uint8), np.zeros((4, 4, 3), np.uint8))  # two frames of a video batch
+    batch = GenerationBatch((crop, crop), (mask, mask), (None, None), (None, None), ("face", "face"),
+                            (seed, seed), frames=frames, tracked=(True, True))
+    first, second = generator(batch)
+    np.testing.assert_array_equal(first, second)  # one track, one identity: not a twin of itself
+    alone = DonorFaceSwap()
+    monkeypatch.setitem(alone.__dict__, "describer", CountingDescriber(alone.describer))
+    alone(one_region_batch(crop, mask, seed, tracked=True))
+    assert counter.calls == alone.describer.calls, "the second frame reuses the first frame's check"
+
+
 def test_a_face_that_cannot_be_changed_enough_is_filled(
         astronaut_region: tuple[np.ndarray, np.ndarray, int], monkeypatch: pytest.MonkeyPatch) -> None:
     import realanon.generators.donor as donor_module

@@ -35,7 +35,9 @@ class YuNetNetwork:
 
     Args:
         device: ``"cpu"`` or ``"cuda..."`` (CUDA when onnxruntime has it, else the CPU).
-        threads: onnxruntime intra-op threads; None: ``OMP_NUM_THREADS`` or onnxruntime's choice.
+        threads: onnxruntime intra-op threads; None: one less than ``OMP_NUM_THREADS`` (at least 1),
+            leaving a core to the video decoder, encoder and Python (on 2 cores that cost less
+            CPU per frame for the same speed), or onnxruntime's choice when it is not set.
         model: A manifest name (default ``"yunet"``, verified against its sha256) or an ONNX path.
         weights_dir: Folder of the manifest; default the shipped ``weights/``.
 
@@ -45,8 +47,10 @@ class YuNetNetwork:
 
     def __init__(self, device: str = "cpu", threads: int | None = None, model: str | Path = MODEL_NAME,
                  weights_dir: Path | None = None) -> None:
-        from realanon.detectors.onnx_models import open_session
+        from realanon.detectors.onnx_models import default_threads, open_session
 
+        if threads is None and default_threads() > 0:
+            threads = max(1, default_threads() - 1)
         self._session: Any = open_session(model, device=device, threads=threads, weights_dir=weights_dir)
         self._names = [f"{kind}_{s}" for s in STRIDES for kind in ("score", "box", "kps")]
 

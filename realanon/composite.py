@@ -16,11 +16,6 @@ from realanon.regions import clip_box
 from realanon.structures import Region, image_size
 
 
-def alpha_to_uint8(alpha: np.ndarray) -> np.ndarray:
-    """``(h, w)`` float alpha in [0, 1] -> uint8 in [0, 255], rounded to nearest (0 stays 0, 1 stays 255)."""
-    return cv2.convertScaleAbs(np.asarray(alpha, dtype=np.float32), alpha=255.0)
-
-
 def blend_uint8(fg: np.ndarray, bg: np.ndarray, alpha_u8: np.ndarray) -> np.ndarray:
     """``round((fg * a + bg * (255 - a)) / 255)`` per pixel and channel, in integers.
 
@@ -44,7 +39,7 @@ def paste_regions(image: np.ndarray, regions: Sequence[Region], generated: Seque
 
     Only pixels inside a replace-mask change; every other pixel is bit-identical to ``image``.
     Regions are pasted in order, so a later region wins where two overlap. Each pixel is within
-    one level of ``rint(alpha * crop + (1 - alpha) * frame)`` (alpha is rounded to 1/255).
+    one level of ``rint(alpha * crop + (1 - alpha) * frame)`` (the blend mask holds alpha in 1/255 steps).
 
     Args:
         image: ``(H, W, 3)`` uint8 RGB frame.
@@ -79,7 +74,7 @@ def paste_one(out: np.ndarray, region: Region, crop: np.ndarray, size: tuple[int
     ry, rx = cy1 - y1 + by, cx1 - x1 + bx
     in_crop = (slice(ry, ry + bh), slice(rx, rx + bw))
     target = out[cy1 + by : cy1 + by + bh, cx1 + bx : cx1 + bx + bw]
-    blended = blend_uint8(crop[in_crop], target, alpha_to_uint8(region.blend_mask[in_crop]))
+    blended = blend_uint8(crop[in_crop], target, region.blend_mask[in_crop])
     # The blend already leaves alpha-0 pixels unchanged; copying through the mask guarantees it.
     # cv2.copyTo writes into the view of ``out`` (far faster than numpy's masked copy).
     box_mask = inner_mask[by : by + bh, bx : bx + bw]

@@ -58,6 +58,21 @@ class TrackedSearch(Protocol):
 
 
 @runtime_checkable
+class ConcurrentDetector(Protocol):
+    """A detector that may be called from several threads at once.
+
+    Optional: :func:`realanon.video.anonymize_video` then detects two groups of frames at the
+    same time (frame-level parallelism: no synchronisation inside a frame), when
+    ``concurrent_calls()`` says so at the start of the video. A detector that keeps state from
+    frame to frame must answer False while it does.
+    """
+
+    def concurrent_calls(self) -> bool:
+        """Whether calls from several threads at once are safe and give the same results."""
+        ...
+
+
+@runtime_checkable
 class Generator(Protocol):
     """Synthesises the masked part of every crop in a batch.
 

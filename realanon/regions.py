@@ -199,9 +199,13 @@ def upper_part(mask: np.ndarray, angle: float, fraction: float = PARTIAL_FACE_FR
 def body_region_box(detection: Detection, options: RegionOptions) -> BoxXYXY:
     """Box containing the body mask, grown by the body margin."""
     box = detection.box_xyxy
-    if detection.mask is not None and detection.mask.any():
-        ys, xs = np.nonzero(detection.mask)
-        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+    if detection.mask is not None:
+        # Rows and columns holding mask pixels: np.nonzero over a whole-frame mask cost about 9 ms
+        # per person at 720p, the largest single cost of body masking outside the detector.
+        rows = np.flatnonzero(detection.mask.any(axis=1))
+        cols = np.flatnonzero(detection.mask.any(axis=0))
+        if rows.size:
+            box = (float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1))
     h = box[3] - box[1]
     m = options.body_margin * h
     return (box[0] - m, box[1] - m, box[2] + m, box[3] + m)
@@ -251,6 +255,29 @@ def feather_mask(replace_mask: np.ndarray, feather_px: float) -> np.ndarray:
     ramp = edge_distance(box, feather_px)
     ramp *= np.float32(1.0 / feather_px)
     np.minimum(ramp, np.float32(1.0), out=ramp)
+    target = alpha[y : y + h, x : x + w]
+    if cv2.copyTo(ramp, box, target) is not target:  # not written in place
+        np.copyto(target, ramp, where=box.view(bool))
+    return alpha
+
+
+def feather_alpha_u8(replace_mask: np.ndarray, feather_px: float) -> np.ndarray:
+    """:func:`feather_mask` as uint8 alpha (``round(255 * alpha)``), what compositing blends with:
+    a quarter of the float mask's memory, and no conversion at paste time.
+
+    Returns:
+        ``(h, w)`` uint8 in [0, 255], 0 outside ``replace_mask``.
+    """
+    mask = np.asarray(replace_mask, dtype=bool)
+    if feather_px < 1:
+        return mask.astype(np.uint8) * np.uint8(255)
+    alpha = np.zeros(mask.shape, dtype=np.uint8)
+    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
+    if w == 0 or h == 0:
+        return alpha
+    box = np.ascontiguousarray(mask[y : y + h, x : x + w]).view(np.uint8)
+    # Scaled, rounded and saturated at 255 (alpha 1) in one pass.
+    ramp = cv2.convertScaleAbs(edge_distance(box, feather_px), alpha=255.0 / feather_px)
     target = alpha[y : y + h, x : x + w]
     if cv2.copyTo(ramp, box, target) is not target:  # not written in place
         np.copyto(target, ramp, where=box.view(bool))
@@ -318,7 +345,7 @@ def make_region(detection: Detection, image_size: tuple[int, int], options: Regi
     else:
         margin_px = options.body_margin * detection.height
     feather_px = min(options.feather * min(rw, rh), margin_px)
-    return Region(detection, crop_box, mask, feather_mask(mask, feather_px))
+    return Region(detection, crop_box, mask, feather_alpha_u8(mask, feather_px))
 
 
 def build_regions(detections: Detections, options: RegionOptions) -> list[Region]:

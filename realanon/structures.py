@@ -131,7 +131,8 @@ class Region:
         detection: The detection this region was made from.
         crop_box_xyxy: Integer crop box in frame pixels (may exceed the frame).
         replace_mask: ``(h, w)`` bool, True where pixels are replaced (never outside the frame).
-        blend_mask: ``(h, w)`` float32 alpha in [0, 1], zero wherever ``replace_mask`` is False.
+        blend_mask: ``(h, w)`` uint8 alpha, 0 (keep the frame) to 255 (take the generated pixel),
+            zero wherever ``replace_mask`` is False.
     """
 
     detection: Detection

@@ -10,7 +10,9 @@ We use our own tracker rather than a library: the maintained ones (ByteTrack/OC-
 in heavy dependencies, and anonymization wants something different from benchmark tracking:
 every detection must be reported at once (no ``min_hits`` warm-up) and lost tracks must coast.
 Matching is SORT-style: a Hungarian assignment on IoU between predicted and detected boxes
-(``scipy.optimize.linear_sum_assignment``), per kind.
+(``scipy.optimize.linear_sum_assignment``), per kind, solved separately for each group of boxes
+that overlap one another (the same optimum; a lone pair needs no solver, and scipy.optimize,
+half a second to import, is loaded only when boxes contend).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from realanon.structures import Detection, Detections
 
@@ -108,8 +109,39 @@ def match_boxes(predicted: np.ndarray, detected: np.ndarray, iou_threshold: floa
     if len(predicted) == 0 or len(detected) == 0:
         return []
     iou = iou_matrix(predicted, detected)
-    rows, cols = linear_sum_assignment(-iou)
-    return [(int(r), int(c)) for r, c in zip(rows, cols) if iou[r, c] >= max(iou_threshold, 1e-9)]
+    pairs = []
+    for rows, cols in _overlap_groups(iou > 0):
+        if len(rows) == 1 and len(cols) == 1:
+            pairs.append((rows[0], cols[0]))
+            continue
+        from scipy.optimize import linear_sum_assignment
+
+        sub_rows, sub_cols = linear_sum_assignment(-iou[np.ix_(rows, cols)])
+        pairs += [(rows[r], cols[c]) for r, c in zip(sub_rows, sub_cols)]
+    return sorted((r, c) for r, c in pairs if iou[r, c] >= max(iou_threshold, 1e-9))
+
+
+def _overlap_groups(overlaps: np.ndarray) -> list[tuple[list[int], list[int]]]:
+    """The connected groups of a bipartite ``(N, M)`` bool graph, as (rows, columns) lists;
+    rows and columns without an edge are left out (they can only be matched at IoU 0)."""
+    groups = []
+    seen_rows = np.zeros(overlaps.shape[0], dtype=bool)
+    seen_cols = np.zeros(overlaps.shape[1], dtype=bool)
+    for start in np.flatnonzero(overlaps.any(axis=1)):
+        if seen_rows[start]:
+            continue
+        rows, cols, frontier = [int(start)], [], [int(start)]
+        seen_rows[start] = True
+        while frontier:
+            new_cols = np.flatnonzero(overlaps[frontier].any(axis=0) & ~seen_cols)
+            seen_cols[new_cols] = True
+            cols += new_cols.tolist()
+            new_rows = np.flatnonzero(overlaps[:, new_cols].any(axis=1) & ~seen_rows)
+            seen_rows[new_rows] = True
+            rows += new_rows.tolist()
+            frontier = new_rows.tolist()
+        groups.append((sorted(rows), sorted(cols)))
+    return groups
 
 
 def shift_detection(det: Detection, box: np.ndarray, track_id: int) -> Detection:

@@ -1,7 +1,10 @@
-"""Streaming video anonymization with PyAV: decode thread -> anonymize -> encode thread.
+"""Streaming video anonymization with PyAV: decode thread -> detect threads -> anonymize -> encode thread.
 
-The three stages run concurrently and talk through bounded queues, so memory is constant in
-the length of the video (PyAV releases the GIL inside codec work, so the threads overlap).
+The stages run concurrently and talk through bounded queues, so memory is constant in the
+length of the video (PyAV and the detectors' networks release the GIL, so the threads overlap).
+Detection runs ahead in groups of frames (:mod:`realanon.video_detect`); a detector that
+allows concurrent calls (:class:`~realanon.interfaces.ConcurrentDetector`, as ``yunet`` does
+by default) gets two groups at once on two or more cores.
 
 Guarantees:
 
@@ -41,16 +44,20 @@ from typing import Any
 import numpy as np
 
 from realanon.audit import AuditLog, DetectionsFile
-from realanon.composite import mask_entire_frame, paste_regions
+from realanon.composite import mask_entire_frame
 from realanon.errors import InputError, RealanonError
+from realanon.frames import anonymize_frames, concat_batches
 from realanon.interfaces import TrackedSearch
-from realanon.pipeline import Anonymizer, validate_image
-from realanon.regions import build_regions
-from realanon.structures import AnonymizedFrame, Detections, GenerationBatch, image_size
+from realanon.pipeline import Anonymizer
+from realanon.structures import AnonymizedFrame, Detections, image_size
 from realanon.tracking import IoUTracker, TrackerOptions, grow_box, shift_detection
+from realanon.video_detect import DetectAhead, detection_group_size, detection_workers
 from realanon.video_io import FrameDecoder, FrameEncoder, VideoInfo, probe_video
 
 log = logging.getLogger(__name__)
+
+__all__ = ["VIDEO_EXTENSIONS", "VideoResult", "anonymize_frames", "anonymize_video", "concat_batches",
+           "probe_video", "temporary_output_path"]
 
 VIDEO_EXTENSIONS: frozenset[str] = frozenset({".mp4", ".avi", ".mov", ".mkv"})
 
@@ -120,7 +127,7 @@ class _FrameStage:
         self.tracks = 0
 
     def push(self, index: int, image: np.ndarray) -> Iterator[tuple[int, AnonymizedFrame]]:
-        """Adds a decoded frame; yields the frames that left the look-ahead buffer, anonymized.
+        """Adds a decoded frame, detected here; yields the frames that left the look-ahead buffer, anonymized.
 
         Lazy: each frame is yielded as soon as its batch is anonymized, so the caller writes it
         (and drops its regions' masks) before the next batch is made, keeping memory to one batch.
@@ -137,17 +144,22 @@ class _FrameStage:
     def _admit_waiting(self) -> Iterator[tuple[int, AnonymizedFrame]]:
         """Detects the waiting frames together, then tracks and buffers them one by one, in order."""
         waiting, self.waiting = self.waiting, []
-        for (index, image), (detections, failed) in zip(waiting, self._detect_group(waiting)):
-            if self.tracker is not None:
-                update = self.tracker.update(detections)
-                detections = update.detections
-                self.tracks += len(update.born)
-                self._backfill(update.born)
-            self.buffer.append(_Pending(index, image, list(detections.items), failed))
-            if len(self.buffer) >= self.lookahead + self.batch_frames:
-                yield from self._release(self.batch_frames)
+        for (index, image), (detections, failed) in zip(waiting, self.detect_group(waiting)):
+            yield from self.admit(index, image, detections, failed)
 
-    def _detect_group(self, frames: list[tuple[int, np.ndarray]]) -> list[tuple[Detections, str | None]]:
+    def admit(self, index: int, image: np.ndarray, detections: Detections,
+              failed: str | None) -> Iterator[tuple[int, AnonymizedFrame]]:
+        """Tracks one detected frame (frames in order) and buffers it; yields the frames that left the buffer."""
+        if self.tracker is not None:
+            update = self.tracker.update(detections)
+            detections = update.detections
+            self.tracks += len(update.born)
+            self._backfill(update.born)
+        self.buffer.append(_Pending(index, image, list(detections.items), failed))
+        if len(self.buffer) >= self.lookahead + self.batch_frames:
+            yield from self._release(self.batch_frames)
+
+    def detect_group(self, frames: list[tuple[int, np.ndarray]]) -> list[tuple[Detections, str | None]]:
         """Detections (or the failure) of each frame: one batched call, or frame by frame if it raises."""
         if self.given is None and frames:
             try:
@@ -231,7 +243,7 @@ def anonymize_video(
     tracker_options: TrackerOptions | None = None,
     encoder_options: dict[str, str] | None = None,
     batch_frames: int = 4,
-    queue_size: int = 8,
+    queue_size: int = 4,
     allow_truncated: bool = False,
 ) -> VideoResult:
     """Anonymizes a video file frame by frame, streaming, and writes it atomically.
@@ -307,12 +319,17 @@ def _stream(
     emit_args = (audit, stage.anonymizer.method_name, str(input_path), counts)
     decoder = FrameDecoder(input_path, keep_audio, queue_size)
     encoder: FrameEncoder | None = None
+    ahead: DetectAhead | None = None
     complete = False
     bar = tqdm(total=info.declared_frames or None, unit="frame", disable=not progress, desc=input_path.name)
     try:
         encoder = FrameEncoder(tmp, info, decoder, encoder_options, queue_size)
-        for index, image in decoder:
-            for done in stage.push(index, image):
+        # Frame t + 1 is detected in its own thread while frame t is anonymized and encoded.
+        detector, given = stage.anonymizer.detector, stage.given is not None
+        ahead = DetectAhead(decoder, stage.detect_group, detection_group_size(detector, given, stage.batch_frames),
+                            detection_workers(detector, given))
+        for index, image, detections, failed in ahead:
+            for done in stage.admit(index, image, detections, failed):
                 _emit(done, encoder, *emit_args)
             bar.update(1)
         for done in stage.flush():
@@ -320,6 +337,8 @@ def _stream(
         complete = True
     finally:
         bar.close()
+        if ahead is not None:
+            ahead.close()
         decoder.close()
         if encoder is not None and complete:
             encoder.close(complete=True)
@@ -343,47 +362,3 @@ def _emit(
     counts[3] += sum(r.detection.source == "tracker" for r in result.regions)
     if audit is not None:
         audit.add_frame(file, index, result.detections, method, result.failed)
-
-
-
-def concat_batches(batches: list[GenerationBatch]) -> GenerationBatch:
-    """One batch holding every region of ``batches``, in order."""
-    def joined(name: str) -> tuple[Any, ...]:
-        return tuple(x for b in batches for x in getattr(b, name))
-
-    has_frames = all(b.frames or not len(b) for b in batches)
-    has_tracked = all(b.tracked or not len(b) for b in batches)
-    return GenerationBatch(
-        joined("crops"), joined("replace_masks"), joined("keypoints"), joined("keypoint_layouts"),
-        joined("kinds"), joined("seeds"), frames=joined("frames") if has_frames else (),
-        tracked=joined("tracked") if has_tracked else (),
-    )
-
-
-def anonymize_frames(
-    anonymizer: Anonymizer, images: list[np.ndarray], detections: list[Detections], frame_indices: list[int],
-) -> list[AnonymizedFrame]:
-    """Anonymizes several frames with given detections, calling the generator once for all of them.
-
-    Equivalent to ``[anonymizer(im, det, frame_index=i) ...]`` (same seeds, same pixels) but batched
-    across frames. If the joint call raises, the frames are redone one by one so that fail-closed
-    masking hits only the frames that really fail.
-    """
-    try:
-        plans = []
-        for image, dets, index in zip(images, detections, frame_indices):
-            validate_image(image)
-            dets = anonymizer.select(dets)
-            regions = build_regions(dets, anonymizer.region_options)
-            plans.append((dets, regions, anonymizer.make_batch(image, regions, index)))
-        any_regions = any(p[1] for p in plans)
-        generated = iter(anonymizer.generate(concat_batches([p[2] for p in plans])) if any_regions else [])
-        results = []
-        for image, (dets, regions, _) in zip(images, plans):
-            crops = [next(generated) for _ in regions]
-            pasted = paste_regions(image, regions, crops) if regions else image.copy()
-            results.append(AnonymizedFrame(pasted, dets, tuple(regions)))
-        return results
-    except Exception:  # noqa: BLE001 - retry frame by frame; the Anonymizer fails closed per frame
-        log.debug("batched generation failed; retrying frame by frame", exc_info=True)
-        return [anonymizer(im, det, frame_index=i) for im, det, i in zip(images, detections, frame_indices)]

@@ -14,7 +14,10 @@ validation frames, ``[leak] frames`` and ``coverage``) and the evaluator's own f
 than ``coverage`` of their box is replaced by ``--target body --method mask`` run with the
 given detector. The references come from each pseudo-ground-truth detector in turn: OpenCV's
 HOG people detector (what ``eval/small.toml`` used, and what the 0.833 in ``docs/eval/small`` was
-measured against) and ``coco_person``; a detector judged by itself is marked as such.
+measured against), ``coco_person`` (what it uses now: every person scoring >= 0.25 on the full-size
+frames) and ``coco_person>=0.5``: the same people, but those scoring under 0.5 are ignore regions
+(the rule of ``eval/bodies_ignore.toml``), counted neither as people nor as leaks. A detector judged
+by itself is marked as such.
 
 HOG's boxes are its 64x128 window, about twice as wide as the person inside, so a mask that
 follows the person's outline covers under half of such a box even when it hides the whole
@@ -32,6 +35,7 @@ from typing import Any
 import numpy as np
 
 from realanon.config import load_preset
+from realanon.evaluation.coco import labelled
 from realanon.evaluation.datasets import detection_splits
 from realanon.evaluation.methods import replaced_mask
 from realanon.evaluation.privacy import leak_fraction
@@ -39,12 +43,18 @@ from realanon.evaluation.protocol import load_protocol
 from realanon.pipeline import build_anonymizer
 
 REPO = Path(__file__).resolve().parent.parent
-REFERENCES = {"hog (upscale 1.3)": ("hog", 1.3), "coco_person": ("coco_person", 1.0)}
+# label -> (pseudo-ground-truth detector, upscale, pseudo_gt_ignore_below). With the last above 0, the
+# reference's people scoring below it are ignore regions (COCO iscrowd, as in eval/bodies_ignore.toml):
+# neither counted as people nor as leaks, whether replaced or not.
+REFERENCES = {"hog (upscale 1.3)": ("hog", 1.3, 0.0), "coco_person": ("coco_person", 1.0, 0.0),
+              "coco_person>=0.5": ("coco_person", 1.0, 0.5)}
 DETECTORS: dict[str, tuple[str, dict[str, Any]]] = {
     "coco_person": ("coco_person", {}),
     # Before 2026-12-02 (late): frames under 576 px tall were searched for 24-px people too, so a
     # 384x288 frame got no tiles at all.
     "coco_person min_height_fraction=0": ("coco_person", {"box_options": {"min_height_fraction": 0}}),
+    "coco_person fit_tiles=false": ("coco_person", {"box_options": {"fit_tiles": False}}),
+    "coco_person fit_tiles=true": ("coco_person", {"box_options": {"fit_tiles": True}}),
     "coco_person masks=box": ("coco_person", {"masks": "box"}),
     "mediapipe_body": ("mediapipe_body", {}),
 }
@@ -74,17 +84,17 @@ def main() -> None:
           "| people uncovered (core) | frames with a leak (core) |")
     print("|---|---|---|---|---|---|---|")
     misses: list[str] = []
-    for label, (reference, upscale) in REFERENCES.items():
+    for label, (reference, upscale, ignore_below) in REFERENCES.items():
         if label not in args.references.split(","):
             continue
         data = protocol.data
         fields = {f.name for f in dataclasses.fields(data)}
-        changes = {"pseudo_gt": reference, "pseudo_gt_upscale": upscale}
+        changes = {"pseudo_gt": reference, "pseudo_gt_upscale": upscale, "pseudo_gt_ignore_below": ignore_below}
         if "pseudo_gt_options" in fields:
             changes["pseudo_gt_options"] = {}
         _, val = detection_splits(dataclasses.replace(data, **changes))  # type: ignore[arg-type]
         frames = val[: protocol.leak.frames]
-        boxes = [np.array([inst.box_xyxy for inst in s.instances]).reshape(-1, 4) for s in frames]
+        boxes = [np.array([inst.box_xyxy for inst in labelled(s.instances)]).reshape(-1, 4) for s in frames]
         for detector in detectors:
             name, options = DETECTORS[detector]
             anonymizer = build_anonymizer(config.replace(detector=name, detector_options=options))

@@ -7,7 +7,7 @@ Run (offline, CPU; about 10 minutes on 2 shared cores)::
 Clips: ``--frames`` frames from frame 200 of vtest.avi at its own 768x576 (walkers, still
 camera) and of the 1906 street film upscaled to 1280x720 (camera on a tram), encoded almost
 losslessly (crf 12). Truth: ``coco_person``'s box stage (CenterNet, whole frame plus every tile,
-square tiles, no memory) on every frame, people scoring >= the ``body_mask`` preset's threshold. Each variant
+square tiles, or fitted ones with ``--truth fitted``, no memory) on every frame, people scoring >= the ``body_mask`` preset's threshold. Each variant
 runs the whole tracked pipeline (:func:`realanon.video.anonymize_video`, preset ``body_mask``,
 tracking on, as the CLI runs it) with an audit; a true person leaks in a frame when less than
 half of their box lies in the replaced mask rebuilt from the audit (the rule of
@@ -30,10 +30,12 @@ from realanon.registry import DETECTORS
 
 # label -> coco_person options. "exhaustive": every tile and full detail on every tracked frame.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "exhaustive (spread=1, video_detail_height=0)": {"box_options": {"spread": 1, "pieces": False},
+    "exhaustive (spread=1, video_detail_height=0)": {"box_options": {"spread": 1, "pieces": False, "fit_tiles": False},
                                                      "video_detail_height": 0},
     "tiles, spread=1, video_detail_height=96 (default since 2026-12-02)": {
-        "box_options": {"spread": 1, "pieces": False}, "video_detail_height": 96},
+        "box_options": {"spread": 1, "pieces": False, "fit_tiles": False}, "video_detail_height": 96},
+    "fitted tiles, spread=1, video_detail_height=96": {
+        "box_options": {"spread": 1, "pieces": False, "fit_tiles": True}, "video_detail_height": 96},
     "pieces, spread=1, video_detail_height=96": {"box_options": {"spread": 1, "pieces": True},
                                                 "video_detail_height": 96},
     "spread=4, video_detail_height=96 (the default before 2026-12-02)": {"box_options": {"spread": 4, "pieces": False},
@@ -48,11 +50,14 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--clips", default="vtest,film", help="vtest and/or film")
     parser.add_argument("--only", default="", help="run only the variants whose label contains this")
+    parser.add_argument("--truth", default="square", choices=("square", "fitted"),
+                        help="tiles of the exhaustive truth search: square (the default) or fitted (fit_tiles=true)")
     args = parser.parse_args()
     cv2.setNumThreads(1)
     bench = load_benchmark()
     threshold = load_preset("body_mask").threshold or 0.0
-    print(f"{args.frames} frames from frame 200; truth: exhaustive centernet_person per frame (score >= {threshold}); "
+    print(f"{args.frames} frames from frame 200; truth: exhaustive centernet_person per frame, {args.truth} tiles "
+          f"(score >= {threshold}); "
           "a person leaks when < 50% of their box is in the replaced mask; detector CPU ms per frame inside the "
           "tracked run (shared machine: compare within a clip).\n")
     print("| clip | variant | truth people | leaked people | frames with people | leaked frames | detector CPU ms/frame |\n"
@@ -67,7 +72,7 @@ def main() -> None:
             if size is not None:
                 frames = [cv2.resize(f, size, interpolation=cv2.INTER_CUBIC) for f in frames]
             clip = work / f"{path.stem}.mp4"
-            exhaustive = DETECTORS.build("centernet_person", pieces=False)
+            exhaustive = DETECTORS.build("centernet_person", pieces=False, fit_tiles=args.truth == "fitted")
             truth = [[d for d in exhaustive(rgb) if d.score >= threshold] for rgb in write_clip(frames, clip)]
             for label, options in VARIANTS.items():
                 if args.only not in label:

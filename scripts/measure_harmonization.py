@@ -249,7 +249,7 @@ def run_table(
 
 def grid_cell(region: Region, original: np.ndarray, crop: np.ndarray, size: int) -> np.ndarray:
     """``crop`` pasted onto ``original`` through the region's blend mask, letterboxed to ``size``."""
-    alpha = region.blend_mask[..., None]
+    alpha = region.blend_mask[..., None] / 255.0
     pasted = original * (1 - alpha) + crop * alpha
     h, w = pasted.shape[:2]
     scale = size / max(h, w)

@@ -10,7 +10,14 @@ from realanon.composite import blend_uint8, mask_entire_frame, paste_regions
 from realanon.config import RegionOptions
 from realanon.generators.blur import GaussianBlur, blur_box
 from realanon.generators.mask import MaskOut
-from realanon.regions import FEATHER_FULL_RES_PX, build_regions, clip_box, crop_with_padding, feather_mask
+from realanon.regions import (
+    FEATHER_FULL_RES_PX,
+    build_regions,
+    clip_box,
+    crop_with_padding,
+    feather_alpha_u8,
+    feather_mask,
+)
 from realanon.structures import Detection, Detections, GenerationBatch, Region
 
 
@@ -24,7 +31,7 @@ def reference_paste(image: np.ndarray, regions: list[Region], generated: list[np
             continue
         inner = (slice(cy1 - y1, cy2 - y1), slice(cx1 - x1, cx2 - x1))
         mask = region.replace_mask[inner]
-        alpha = region.blend_mask[inner][mask][:, None]
+        alpha = region.blend_mask[inner][mask][:, None] / np.float32(255)
         target = out[cy1:cy2, cx1:cx2]
         blended = alpha * crop[inner][mask].astype(np.float32) + (1.0 - alpha) * target[mask].astype(np.float32)
         target[mask] = np.clip(np.rint(blended), 0, 255).astype(np.uint8)
@@ -74,7 +81,7 @@ def test_paste_ignores_alpha_outside_the_replace_mask(rng) -> None:  # type: ign
     image = rng.integers(0, 256, (50, 60, 3), dtype=np.uint8)
     mask = np.zeros((20, 30), dtype=bool)
     mask[5:15, 5:25] = True
-    region = Region(Detection((0, 0, 1, 1), 1.0, "face"), (10, 10, 40, 30), mask, np.ones((20, 30), np.float32))
+    region = Region(Detection((0, 0, 1, 1), 1.0, "face"), (10, 10, 40, 30), mask, np.full((20, 30), 255, np.uint8))
     out = paste_regions(image, [region], [np.zeros((20, 30, 3), np.uint8)])
     assert (out[15:25, 15:35] == 0).all()
     outside = np.ones((50, 60), dtype=bool)
@@ -113,6 +120,15 @@ def test_wide_feather_at_reduced_resolution_stays_close(feather_px: float) -> No
     assert (alpha == 1).sum() >= 0.99 * (ref == 1).sum()
 
 
+@pytest.mark.parametrize("feather_px", [0.5, 3.0, 40.0])
+def test_uint8_feather_is_the_float_feather_rounded(feather_px: float) -> None:
+    mask = np.zeros((300, 400), dtype=bool)
+    cv2.ellipse(mask.view(np.uint8), (210, 140), (150, 120), 20, 0, 360, 1, -1)
+    alpha = feather_alpha_u8(mask, feather_px)
+    assert alpha.dtype == np.uint8 and (alpha[~mask] == 0).all() and (alpha[mask] > 0).all()
+    assert np.abs(alpha.astype(int) - np.rint(255 * feather_mask(mask, feather_px))).max() <= 1
+
+
 def test_crop_with_padding_equals_numpy_edge_padding(rng) -> None:  # type: ignore[no-untyped-def]
     image = rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)
     for box in [(-5, -7, 20, 25), (10, 10, 60, 45), (-3, 5, 43, 20), (5, 5, 15, 15)]:
@@ -124,18 +140,21 @@ def test_crop_with_padding_equals_numpy_edge_padding(rng) -> None:  # type: igno
 
 
 def reference_blur(crop: np.ndarray, sigma: float) -> np.ndarray:
-    """The original blur: the whole crop, shrunk first above sigma 3."""
+    """The blur of the whole crop: above sigma 3, shrunk by the integer factor ceil(sigma / 3)
+    (edges replicated to whole blocks), blurred at sigma / k and scaled back up by k."""
     h, w = crop.shape[:2]
     if sigma <= 3.0:
         return cv2.GaussianBlur(crop, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    scale = 3.0 / sigma
-    small = cv2.resize(crop, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), 3.0, borderType=cv2.BORDER_REPLICATE)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)
+    k = int(np.ceil(sigma / 3.0))
+    padded = cv2.copyMakeBorder(crop, 0, -h % k, 0, -w % k, cv2.BORDER_REPLICATE)
+    small = cv2.resize(padded, (padded.shape[1] // k, padded.shape[0] // k), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), sigma / k, borderType=cv2.BORDER_REPLICATE)
+    return cv2.resize(small, (padded.shape[1], padded.shape[0]), interpolation=cv2.INTER_LINEAR)[:h, :w]
 
 
 @pytest.mark.parametrize(("box", "sigma"), [((30, 40, 80, 100), 2.5), ((0, 0, 200, 150), 1.0),
-                                            ((20, 10, 190, 140), 25.0), ((150, 100, 200, 150), 6.0)])
+                                            ((20, 10, 190, 140), 25.0), ((150, 100, 200, 150), 6.0),
+                                            ((90, 70, 110, 85), 7.0), ((3, 5, 197, 149), 13.0)])
 def test_blur_of_the_box_equals_blurring_the_whole_crop(box, sigma, rng) -> None:  # type: ignore[no-untyped-def]
     crop = cv2.GaussianBlur(rng.integers(0, 256, (150, 200, 3), dtype=np.uint8), (0, 0), 2)
     x1, y1, x2, y2 = box

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from realanon.config import RegionOptions
 from realanon.regions import (
     PARTIAL_FACE_FRACTION,
+    body_region_box,
     build_regions,
     face_roll,
     union_mask,
@@ -51,7 +52,7 @@ def test_masks_stay_inside_the_frame_and_blend_is_zero_outside(box, opts, kind, 
         assert (xs + x1 >= 0).all() and (xs + x1 < SIZE[1]).all()
         assert (ys + y1 >= 0).all() and (ys + y1 < SIZE[0]).all()
         assert (region.blend_mask[~region.replace_mask] == 0).all()
-        assert region.blend_mask.min() >= 0 and region.blend_mask.max() <= 1
+        assert region.blend_mask.dtype == np.uint8 and region.blend_mask[region.replace_mask].min() >= 1
 
 
 @pytest.mark.parametrize("shape", ["ellipse", "hull", "box"])
@@ -113,3 +114,15 @@ def test_overlapping_people_union_is_replaced() -> None:
     regions = build_regions(dets, RegionOptions(body_margin=0.0))
     assert len(regions) == 2
     assert (union_mask(regions, SIZE) == (a | b)).all()
+
+
+def test_body_region_box_is_the_mask_extent_grown_by_the_margin() -> None:
+    mask = np.zeros((40, 60), dtype=bool)
+    mask[5:30, 12:20] = True
+    mask[28, 41] = True  # a stray pixel far right still counts
+    opts = RegionOptions(body_margin=0.1)
+    det = Detection((0.0, 0.0, 60.0, 40.0), 0.9, "body", mask=mask)
+    m = 0.1 * 25  # margin from the mask's height
+    assert body_region_box(det, opts) == pytest.approx((12 - m, 5 - m, 42 + m, 30 + m))
+    empty = Detection((10.0, 4.0, 20.0, 24.0), 0.9, "body", mask=np.zeros((40, 60), dtype=bool))
+    assert body_region_box(empty, opts) == pytest.approx((8.0, 2.0, 22.0, 26.0))

@@ -35,6 +35,29 @@ def test_match_boxes_is_one_to_one_and_thresholded() -> None:
     assert match_boxes(pred, det[2:], 0.3) == []
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_match_boxes_by_groups_reaches_the_whole_hungarian_optimum(seed: int) -> None:
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(seed)
+    corners = rng.uniform(0, 200, (2, 30, 2))  # crowded: many boxes contend for the same detections
+    pred = np.concatenate([corners[0], corners[0] + rng.uniform(10, 40, (30, 2))], axis=1)
+    det = pred[rng.permutation(30)[:25]] + rng.normal(0, 6, (25, 4))
+    iou = iou_matrix(pred, det)
+    rows, cols = linear_sum_assignment(-iou)
+    ours = match_boxes(pred, det, 0.0)
+    assert len({r for r, _ in ours}) == len(ours) == len({c for _, c in ours})
+    assert sum(iou[r, c] for r, c in ours) == pytest.approx(iou[rows, cols].sum())
+
+
+def test_importing_the_video_path_leaves_scipy_optimize_unloaded() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, realanon.video; print('scipy.optimize' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
 def test_ids_stay_stable_for_two_moving_faces() -> None:
     tracker = IoUTracker()
     ids = []

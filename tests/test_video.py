@@ -174,13 +174,22 @@ def test_failure_leaves_no_file_under_the_final_name(tmp_path: Path, clip: Path)
     assert list(out.parent.iterdir()) == []
 
 
-def test_batched_frames_equal_frame_by_frame(clip: Path) -> None:
+@pytest.mark.parametrize("max_pixels", [None, 1])
+def test_batched_frames_equal_frame_by_frame(clip: Path, max_pixels: int | None, monkeypatch: pytest.MonkeyPatch) -> None:
+    import realanon.frames
+
+    if max_pixels is not None:  # every frame's crops exceed it: one generator call per frame
+        monkeypatch.setattr(realanon.frames, "MAX_CALL_PIXELS", max_pixels)
     frames = read_frames(clip)[:4]
-    anonymizer = Anonymizer(None, GaussianBlur())
+    calls: list[int] = []
+    blur = GaussianBlur()
+    anonymizer = Anonymizer(None, lambda batch: calls.append(len(batch)) or blur(batch))
     dets = [boxed(t) for t in range(4)]
     joint = anonymize_frames(anonymizer, frames, dets, [0, 1, 2, 3])
+    per_frame = [anonymizer(frames[t], dets[t], frame_index=t).image for t in range(4)]
     for t, result in enumerate(joint):
-        np.testing.assert_array_equal(result.image, anonymizer(frames[t], dets[t], frame_index=t).image)
+        np.testing.assert_array_equal(result.image, per_frame[t])
+    assert calls[:-4] == ([sum(len(d) for d in dets)] if max_pixels is None else [len(d) for d in dets])
 
 
 def test_zero_frame_video_is_an_input_error(tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ _CENTERNET_OUTPUTS = ("tower_0/Sigmoid:0", "tower_0/mul:0")
 # Weight and bias of the 1x1 convolution that makes the 80 class heatmaps: only the first (person,
 # class 0) is kept, which leaves its heatmap bit-identical and saves about a tenth of a pass.
 _CENTERNET_PERSON_ONLY = {"Const_30:0": PERSON + 1, "Const_31:0": PERSON + 1}
+# Fitted tiles (frame_tiles fit=True) for models of any input size: the same scale and least overlap as
+# square tiles in 0.6x the network input at 720p (docs/benchmarks.md).
+FIT_TILES = False
 # A model of any input size searches pieces up to this many times a tile's side each way (frame_pieces).
 _PIECE_STRETCH = (1.25, 1.25)  # (height, width)
 
@@ -72,12 +75,24 @@ def tile_size_for(input_size: int, min_height: float) -> int:
     return max(32, round(input_size * min_height / _MIN_INPUT_HEIGHT))
 
 
-def frame_tiles(size: tuple[int, int], input_size: int, min_height: float, overlap: float) -> list[Region]:
-    """The tiles a frame of ``size`` ``(H, W)`` is searched in (none when one pass suffices)."""
+def frame_tiles(size: tuple[int, int], input_size: int, min_height: float, overlap: float,
+                fit: bool = False) -> list[Region]:
+    """The tiles a frame of ``size`` ``(H, W)`` is searched in (none when one pass suffices).
+
+    Square tiles of the side :func:`tile_size_for` gives, or with ``fit`` the fewest rectangles
+    no larger than such a tile in either direction that share the frame evenly, neighbours
+    sharing at least ``overlap`` of a tile side, as the square tiles' neighbours do (a 1280x720
+    frame: 6 tiles of about 509x422 instead of 6 of 614x614, whose rows overlap by 508 px).
+    """
     if min_height <= 0:
         return []
     tile = tile_size_for(input_size, min_height)
-    return tile_boxes(size, tile, overlap) if tile < max(size) * 0.95 else []
+    if tile >= max(size) * 0.95:
+        return []
+    if not fit:
+        return tile_boxes(size, tile, overlap)
+    ys, xs = (_spans(n, tile, overlap * tile) for n in size)
+    return [(x1, y1, x2, y2) for y1, y2 in ys for x1, x2 in xs]
 
 
 def frame_pieces(size: tuple[int, int], input_size: int, min_height: float, overlap: float) -> list[Region]:
@@ -115,16 +130,30 @@ def fit_scaled(crop: np.ndarray, scale: float) -> tuple[np.ndarray, float, float
     return cv2.resize(crop, (tw, th), interpolation=interp), tw / w, th / h
 
 
+def pad_scaled(crop: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
+    """``crop`` resized by ``scale``, padded (grey, right and bottom) to sides that are multiples of 32."""
+    h, w = crop.shape[:2]
+    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
+    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
+    canvas = np.full((math.ceil(nh / 32) * 32, math.ceil(nw / 32) * 32, 3), _PAD_VALUE, dtype=np.uint8)
+    canvas[:nh, :nw] = cv2.resize(crop, (nw, nh), interpolation=interp)
+    return canvas, scale
+
+
 def search_regions(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequence[Region],
                    all_tiles: Sequence[Region], nms_iou: float,
-                   piece_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+                   piece_scale: float | None = None, fit_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Person boxes from one whole-frame pass plus the given ``tiles``, merged.
 
     ``all_tiles`` are the frame's tiles, searched now or on other calls: when only some are
     searched (a spread search), a box cut by a searched tile's inner edge is dropped if it lies
     whole inside another tile, which finds it uncut on its own turn. Each tile is letterboxed
     into the square input, or, with ``piece_scale`` (a model of any input size and
-    :func:`frame_pieces`), resized by that scale (:func:`fit_scaled`).
+    :func:`frame_pieces`), resized by that scale (:func:`fit_scaled`). With ``fit_scale`` (a
+    model of any input size and fitted tiles) each tile is resized by ``fit_scale`` and padded
+    only to multiples of 32 (:func:`pad_scaled`); the whole frame is still letterboxed into the
+    square (without the padding, CenterNet scored people near its 0.25 threshold lower and
+    found fewer of them on 720p frames).
     """
     h, w = image.shape[:2]
     boxes, scores, cut = [], [], []
@@ -132,6 +161,9 @@ def search_regions(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequen
         crop = image[ry1:ry2, rx1:rx2]
         if i and piece_scale is not None:
             canvas, sx, sy = fit_scaled(crop, piece_scale)
+        elif i and fit_scale is not None:
+            canvas, sx = pad_scaled(crop, fit_scale)
+            sy = sx
         else:
             canvas, sx = letterbox(crop, input_size)
             sy = sx
@@ -272,11 +304,15 @@ class TiledPersonDetector:
         min_height_fraction: In frames smaller than ``min_height / min_height_fraction`` pixels
             tall, people down to this fraction of the frame height are searched for instead
             (0: ``min_height`` pixels at every frame size).
+        fit_tiles: With a model of any input size (``any_size``), search fitted tiles
+            (:func:`frame_tiles` ``fit``: same scale and least overlap as the square tiles, no
+            redundant overlap; the whole-frame pass is unchanged).
     """
 
     def __init__(self, model: PersonBoxModel, min_height: float = 24.0, overlap: float = 0.2,
                  nms_iou: float = 0.5, spread: int = SPREAD, cut_threshold: float = 20.0,
-                 pieces: bool = False, min_height_fraction: float = MIN_HEIGHT_FRACTION) -> None:
+                 pieces: bool = False, min_height_fraction: float = MIN_HEIGHT_FRACTION,
+                 fit_tiles: bool = FIT_TILES) -> None:
         if not 0.0 <= overlap <= 0.9:
             raise ValueError(f"{model.name} overlap must be in [0, 0.9], got {overlap}")
         if not 0.0 <= min_height_fraction < 1.0:
@@ -290,6 +326,7 @@ class TiledPersonDetector:
         self.nms_iou = float(nms_iou)
         self.schedule = TileSpread(spread, cut_threshold)
         self.pieces = bool(pieces) and bool(getattr(model, "any_size", False))
+        self.fit_tiles = bool(fit_tiles) and bool(getattr(model, "any_size", False)) and not self.pieces
         self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray) -> Detections:
@@ -304,7 +341,8 @@ class TiledPersonDetector:
             tiles = self.tile_regions((h, w))
             now = self.schedule.tiles_now(image, tiles)
             scale = _MIN_INPUT_HEIGHT / self.min_height_at((h, w)) if self.pieces else None
-            boxes, scores = search_regions(image, self.model, self.input_size, now, tiles, self.nms_iou, scale)
+            fit = self.input_size / tile_size_for(self.input_size, self.min_height_at((h, w))) if self.fit_tiles else None
+            boxes, scores = search_regions(image, self.model, self.input_size, now, tiles, self.nms_iou, scale, fit)
         items = tuple(Detection(tuple(b), float(s), "body", source=self.name)  # type: ignore[arg-type]
                       for b, s in zip(boxes, scores))
         return Detections(items, (h, w))
@@ -317,8 +355,9 @@ class TiledPersonDetector:
 
     def tile_regions(self, size: tuple[int, int]) -> list[Region]:
         """The tiles or pieces (XYXY, frame pixels) of a frame of ``size`` ``(H, W)``, besides the whole pass."""
-        regions = frame_pieces if self.pieces else frame_tiles
-        return regions(size, self.input_size, self.min_height_at(size), self.overlap)
+        if self.pieces:
+            return frame_pieces(size, self.input_size, self.min_height_at(size), self.overlap)
+        return frame_tiles(size, self.input_size, self.min_height_at(size), self.overlap, self.fit_tiles)
 
     def spread_groups(self, size: tuple[int, int]) -> int:
         """Calls one full tile search of a frame of ``size`` takes in tracked video."""
@@ -340,7 +379,8 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
                      nms_iou: float = 0.5, model: str = "centernet", device: str = "cpu",
                      threads: int | None = None, spread: int = SPREAD,
                      cut_threshold: float = 20.0, pieces: bool = False,
-                     min_height_fraction: float = MIN_HEIGHT_FRACTION) -> TiledPersonDetector:
+                     min_height_fraction: float = MIN_HEIGHT_FRACTION,
+                     fit_tiles: bool = FIT_TILES) -> TiledPersonDetector:
     """People found by the shipped CenterNet, tiled (the box stage of ``coco_person``).
 
     Args:
@@ -348,11 +388,11 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
         model: Shipped model name or an ONNX file with the same input and output.
         device: ``"cuda"`` uses onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
-        min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction: See
-            :class:`TiledPersonDetector`.
+        min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction, fit_tiles:
+            See :class:`TiledPersonDetector`.
     """
-    return TiledPersonDetector(CenterNetBoxes(model, min_score, device, threads),
-                               min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction)
+    return TiledPersonDetector(CenterNetBoxes(model, min_score, device, threads), min_height, overlap, nms_iou,
+                               spread, cut_threshold, pieces, min_height_fraction, fit_tiles)
 
 
 @register_detector("nanodet_person")

@@ -113,6 +113,7 @@ class YuNetDetector:
         cut_threshold: Mean absolute grey difference (0-255) from the previous frame, at 1/16
             resolution, from which a frame counts as a scene cut and is searched whole.
         device: ``"cuda..."`` runs the network with onnxruntime's CUDA provider when it has one.
+        threads: onnxruntime threads for the network; None: see :class:`~realanon.detectors.yunet_onnx.YuNetNetwork`.
 
     Raises:
         WeightsError: the shipped network ``weights/yunet/model.onnx`` is missing or altered.
@@ -132,6 +133,7 @@ class YuNetDetector:
         spread: int = 1,
         cut_threshold: float = 20.0,
         device: str = "cpu",
+        threads: int | None = None,
     ) -> None:
         if coarse_size < 64:
             raise ValueError(f"yunet coarse_size must be >= 64, got {coarse_size}")
@@ -142,11 +144,13 @@ class YuNetDetector:
                              f"got {cell_size}, {search_margin}, {refresh_every}")
         if spread < 1 or cut_threshold < 0:
             raise ValueError(f"yunet spread must be >= 1 and cut_threshold >= 0, got {spread}, {cut_threshold}")
+        if threads is not None and threads < 1:
+            raise ValueError(f"yunet threads must be >= 1, got {threads}")
         if not 0.0 <= min_score <= 1.0 or change_threshold < 0:
             raise ValueError(f"yunet min_score must be in [0, 1] and change_threshold >= 0, "
                              f"got {min_score}, {change_threshold}")
         # Made (and the shipped file verified) at construction, not at the first frame.
-        self._network = default_network(device)
+        self._network = default_network(device, threads)
         self.min_score = float(min_score)
         self.coarse_size = int(coarse_size)
         self.fine_scales = tuple(float(f) for f in fine_scales)
@@ -182,6 +186,11 @@ class YuNetDetector:
                 found += self._search(pyramid, (0, 0, w, h), scale)
         found = nms_detections(found, self.nms_iou, nested_threshold=0.7)
         return Detections(tuple(found), (h, w))
+
+    def concurrent_calls(self) -> bool:
+        """True unless ``reuse_unchanged`` (which keeps each frame's search for the next): then
+        every call reads only its own frame (see :class:`~realanon.interfaces.ConcurrentDetector`)."""
+        return not self.reuse_unchanged
 
     def reset(self) -> None:
         """Forgets earlier frames (the next call searches the whole frame), e.g. between videos."""

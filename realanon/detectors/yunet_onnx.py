@@ -107,12 +107,13 @@ _DEFAULT: dict[str, YuNetNetwork] = {}
 _LOCK = threading.Lock()
 
 
-def default_network(device: str = "cpu") -> YuNetNetwork:
-    """The process-wide shipped network for ``device`` (made, and verified, on first use)."""
+def default_network(device: str = "cpu", threads: int | None = None) -> YuNetNetwork:
+    """The process-wide shipped network for ``device`` and ``threads`` (made, and verified, on first use)."""
+    key = f"{device}/{threads}"
     with _LOCK:
-        if device not in _DEFAULT:
-            _DEFAULT[device] = YuNetNetwork(device=device)
-        return _DEFAULT[device]
+        if key not in _DEFAULT:
+            _DEFAULT[key] = YuNetNetwork(device=device, threads=threads)
+        return _DEFAULT[key]
 
 
 def reference_images() -> dict[str, np.ndarray]:

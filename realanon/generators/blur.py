@@ -48,10 +48,14 @@ class GaussianBlur:
 def blur_box(image: np.ndarray, box_xyxy: tuple[int, int, int, int], sigma: float) -> np.ndarray:
     """The pixels of ``box_xyxy`` of ``image`` blurred with a Gaussian of ``sigma``.
 
-    Equals the same box cut from the blur of the whole image (edges replicated): small sigmas
-    blur the box plus the kernel's reach; above ``_MAX_DIRECT_SIGMA`` the whole image is
-    shrunk, blurred at ``_MAX_DIRECT_SIGMA`` and scaled back up (the same look as blurring at
-    full size, at a fraction of the cost).
+    Only a window around the box is computed: the box plus the kernel's reach. Up to
+    ``_MAX_DIRECT_SIGMA`` it equals the same box cut from the blur of the whole image (edges
+    replicated). Above it the image is shrunk by the integer factor ``k = ceil(sigma /
+    _MAX_DIRECT_SIGMA)`` (area averaging of k x k blocks, counted from the image's top-left
+    corner; the image's right and bottom edges replicated to whole blocks), blurred at ``sigma /
+    k`` and scaled back up by ``k`` (bilinear): the same look as blurring at full size, at a cost
+    that does not grow with sigma. Because the factor is an integer, the window's blocks are the
+    whole image's blocks and the result equals that of shrinking the whole image.
 
     Args:
         image: ``(h, w, 3)`` uint8.
@@ -68,9 +72,21 @@ def blur_box(image: np.ndarray, box_xyxy: tuple[int, int, int, int], sigma: floa
         wx1, wy1, wx2, wy2 = max(0, x1 - reach), max(0, y1 - reach), min(w, x2 + reach), min(h, y2 + reach)
         window = cv2.GaussianBlur(image[wy1:wy2, wx1:wx2], (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
         return window[y1 - wy1 : y2 - wy1, x1 - wx1 : x2 - wx1]
-    # Shrinking costs one pass over the crop; scaling back up only the box would need a
-    # non-integer warp that is no cheaper than cv2.resize of the whole small image.
-    scale = _MAX_DIRECT_SIGMA / sigma
-    small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), _MAX_DIRECT_SIGMA, borderType=cv2.BORDER_REPLICATE)
-    return cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)[y1:y2, x1:x2]
+    k = int(math.ceil(sigma / _MAX_DIRECT_SIGMA))
+    small_sigma = sigma / k
+    # Window in whole blocks: the box, the small kernel's radius (3 sigma) and one block for the
+    # bilinear upscale, clipped to the image's blocks.
+    reach = int(math.ceil(3 * small_sigma)) + 2
+    blocks_x, blocks_y = -(-w // k), -(-h // k)
+    bx1, by1 = max(0, x1 // k - reach), max(0, y1 // k - reach)
+    bx2, by2 = min(blocks_x, -(-x2 // k) + reach), min(blocks_y, -(-y2 // k) + reach)
+    window = image[by1 * k : by2 * k, bx1 * k : bx2 * k]
+    short_y, short_x = (by2 - by1) * k - window.shape[0], (bx2 - bx1) * k - window.shape[1]
+    if short_y or short_x:  # the image's last blocks are partial: replicate its edge
+        window = cv2.copyMakeBorder(window, 0, short_y, 0, short_x, cv2.BORDER_REPLICATE)
+    small = cv2.resize(window, (bx2 - bx1, by2 - by1), interpolation=cv2.INTER_AREA)
+    small = cv2.GaussianBlur(small, (0, 0), small_sigma, borderType=cv2.BORDER_REPLICATE)
+    # Upscaling by exactly k maps window pixel (x + 0.5) / k - 0.5 as the whole image would; the
+    # window's edges replicate where the whole image's blocks end, and are far from the box elsewhere.
+    big = cv2.resize(small, ((bx2 - bx1) * k, (by2 - by1) * k), interpolation=cv2.INTER_LINEAR)
+    return big[y1 - by1 * k : y2 - by1 * k, x1 - bx1 * k : x2 - bx1 * k]

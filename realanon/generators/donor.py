@@ -29,8 +29,9 @@ from typing import Any
 import numpy as np
 
 from realanon.generators._util import mask_bbox
-from realanon.generators.donor_bank import DEFAULT_BANK, DonorBank, rank_donors
+from realanon.generators.donor_bank import DEFAULT_BANK, DonorBank
 from realanon.generators.donor_head import blend_head, head_layer
+from realanon.generators.donor_views import DonorViews
 from realanon.generators.face_check import (
     Settled,
     TrackFace,
@@ -43,7 +44,7 @@ from realanon.generators.face_check import (
 )
 from realanon.generators.face_choice import IdentityChooser, pool_candidate
 from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities
-from realanon.generators.face_inner import eyes_open
+from realanon.generators.face_pool import shipped_pool_table
 from realanon.generators.face_render import (
     DonorSet,
     canonical_face,
@@ -54,14 +55,7 @@ from realanon.generators.face_render import (
     replace_inner_face,
     replace_without_mesh,
 )
-from realanon.generators.face_warp import (
-    FaceMesher,
-    head_pose,
-    mean_skin_lab,
-    mesh_groups,
-    mouth_open,
-    skin_mask,
-)
+from realanon.generators.face_warp import FaceMesher, head_pose, mesh_groups
 from realanon.structures import GenerationBatch
 
 # Default share of the target's face geometry kept, per mode (see ``keep_shape``).
@@ -108,8 +102,10 @@ class DonorFaceSwap:
         recheck_frames: A video track's settled face is described again after this many frames
             (or when its head turned by more than 20 degrees); in between it is redrawn without
             any descriptor.
-        pool_size: Candidate identities in the pool (their descriptors are computed once each,
-            when first needed).
+        pool_size: Candidate identities in the pool, drawn over all the bank's people (those with
+            an excluded person are skipped). Their descriptors come from the bank's shipped
+            table (``pool.npz``, see :mod:`~realanon.generators.face_pool`) when it fits, else
+            they are computed once each, when first needed.
         shape_strength: Size of the seeded face-shape variation (0: none; see
             :mod:`~realanon.generators.face_variation`).
     """
@@ -127,7 +123,7 @@ class DonorFaceSwap:
     verify_distance: float = 0.65
     twin_distance: float = 0.65
     recheck_frames: int = 50
-    pool_size: int = 64
+    pool_size: int = 512
     shape_strength: float = 1.0
 
     def __post_init__(self) -> None:
@@ -159,17 +155,9 @@ class DonorFaceSwap:
         return DonorBank.load(self.bank or DEFAULT_BANK)
 
     @cached_property
-    def decoded(self) -> dict[int, np.ndarray]:
-        """Donor crops decoded so far (read-only; the whole bank is about 28 MB decoded)."""
-        return {}
-
-    def donor_image(self, index: int) -> np.ndarray:
-        """Donor ``index``'s crop, decoded once."""
-        if index not in self.decoded:
-            image = self.donors.image(index)
-            image.flags.writeable = False
-            self.decoded[index] = image
-        return self.decoded[index]
+    def views(self) -> DonorViews:
+        """The bank's decoded crops and the choice of views (see :class:`DonorViews`)."""
+        return DonorViews(self.donors)
 
     @cached_property
     def mesher(self) -> FaceMesher:
@@ -186,11 +174,6 @@ class DonorFaceSwap:
         return allowed
 
     @cached_property
-    def eye_opening(self) -> np.ndarray:
-        """``(N,)`` eye opening of every donor view (see :func:`face_inner.eyes_open`)."""
-        return np.array([eyes_open(lm) for lm in self.donors.landmarks], dtype=np.float32)
-
-    @cached_property
     def describer(self) -> FaceDescriber:
         """dlib's face descriptor (loaded on first use)."""
         return FaceDescriber()
@@ -200,9 +183,8 @@ class DonorFaceSwap:
         """Descriptor of each allowed donor person's most frontal view."""
         out = {}
         for person in self.persons:
-            index = int(rank_donors(self.donors, None, None, None, tuple(p for p in self.persons if p != person)
-                                    + self.exclude_persons)[0])
-            out[person] = self.describer.describe(self.donors.image(index), oval_box(self.donors.landmarks[index]))
+            index = self.views.best_view(person, {})
+            out[person] = self.describer.describe(self.views.image(index), oval_box(self.donors.landmarks[index]))
         return out
 
     def identities(self, seeds: tuple[int, ...] | list[int], avoid: tuple[str, ...] = ()) -> list[Identity]:
@@ -212,8 +194,19 @@ class DonorFaceSwap:
     @cached_property
     def chooser(self) -> IdentityChooser:
         """The identity pool, its descriptor cache and each seed's identity (see :class:`IdentityChooser`)."""
-        return IdentityChooser(lambda n: pool_candidate(n, self.persons, self.max_mix, self.shape_strength),
-                               self.identity_descriptor, self.pool_size, self.min_distance)
+        excluded = set(self.exclude_persons)
+        return IdentityChooser(self.pool_identity, self.identity_descriptor, self.pool_size, self.min_distance,
+                               usable=lambda n: not excluded & set(self.pool_identity(n).persons),
+                               known=self.pool_table)
+
+    def pool_identity(self, number: int) -> Identity:
+        """Candidate ``number`` of the identity pool (over all the bank's people)."""
+        return pool_candidate(number, self.views.all_persons, self.max_mix, self.shape_strength)
+
+    @cached_property
+    def pool_table(self) -> np.ndarray | None:
+        """Shipped descriptors of the pool's first candidates when they fit this bank and these options."""
+        return shipped_pool_table(self.bank or DEFAULT_BANK, self.max_mix, self.shape_strength, self.views.all_persons)
 
     def identity_descriptor(self, identity: Identity) -> np.ndarray:
         """Descriptor of ``identity``'s own face (its donors' most frontal views, on its shape)."""
@@ -350,9 +343,9 @@ class DonorFaceSwap:
         if step == "fill":
             return fill_face(crop, mask)
         if self.mode == "head" or step == "head":
-            index = self.best_view(identity.main, crop, target)
+            index = self.views.best_view(identity.main, self.views.features(crop, target))
             layer = self.donor_layer(crop, mask, target, face6, index)
-            return self.blend_layer(layer, crop, mask, target)
+            return blend_head(layer, crop, mask, target, self.blend)
         donors = self.donor_set(identity, crop, target)
         if target is None or step == "cover":
             return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
@@ -376,48 +369,14 @@ class DonorFaceSwap:
 
     def donor_set(self, identity: Identity, crop: np.ndarray | None, target: np.ndarray | None) -> DonorSet:
         """The views of the identity's donor people that best fit the target (None: most frontal)."""
-        wanted = {} if crop is None else self.target_features(crop, target)
-        indices = [self.best_view(p, crop, target, wanted) for p in identity.persons]
-        return DonorSet(
-            tuple(self.donor_image(i) for i in indices),
-            tuple(self.donors.landmarks[i] for i in indices),
-            np.asarray(identity.weights, dtype=np.float32),
-            self.donors.triangles,
-            identity.shape,
-        )
-
-    def target_features(self, crop: np.ndarray | None, landmarks: np.ndarray | None) -> dict[str, Any]:
-        """What donor views are matched on: head pose, skin colour, mouth and eye opening."""
-        if landmarks is None or crop is None:
-            return {}
-        return {"pose": head_pose(landmarks), "skin_lab": mean_skin_lab(crop, skin_mask(landmarks, crop.shape[:2])),
-                "mouth": mouth_open(landmarks), "eyes": eyes_open(landmarks)}
-
-    def best_view(self, person: str, crop: np.ndarray | None, landmarks: np.ndarray | None,
-                  features: dict[str, Any] | None = None) -> int:
-        """Index of ``person``'s view closest to the target in pose, mouth, eyes and skin tone.
-
-        ``features`` (from :meth:`target_features`) saves measuring the target again.
-        """
-        others = tuple(str(p) for p in np.unique(self.donors.person) if p != person)
-        f = self.target_features(crop, landmarks) if features is None else features
-        if not f:
-            return int(rank_donors(self.donors, None, None, None, others)[0])
-        ranked = rank_donors(self.donors, f["pose"], f["skin_lab"], f["mouth"], others,
-                             eyes=f["eyes"], donor_eyes=self.eye_opening)
-        return int(ranked[0])
+        return self.views.donor_set(identity, self.views.features(crop, target))
 
     def donor_layer(self, crop: np.ndarray, mask: np.ndarray, target: np.ndarray | None,
                     face6: np.ndarray | None, index: int) -> np.ndarray:
         """Donor ``index``'s whole head warped onto the crop (``mode="head"``; see :func:`head_layer`)."""
         bank = self.donors
-        return head_layer(crop, mask, target, face6, self.donor_image(index), bank.landmarks[index], bank.alpha[index],
+        return head_layer(crop, mask, target, face6, self.views.image(index), bank.landmarks[index], bank.alpha[index],
                           bank.triangles, float(self.keep_shape or 0.0))
-
-    def blend_layer(self, layer: np.ndarray, crop: np.ndarray, mask: np.ndarray,
-                    target: np.ndarray | None) -> np.ndarray:
-        """Puts ``layer`` into ``crop`` inside ``mask`` (see :func:`blend_head`)."""
-        return blend_head(layer, crop, mask, target, self.blend)
 
     def choose(self, crop: np.ndarray, landmarks: np.ndarray | None, seed: int) -> int:
         """Index of the main donor's view for one region drawn from ``seed`` alone.
@@ -426,8 +385,8 @@ class DonorFaceSwap:
         ones), so a video track keeps one synthetic identity while its pose and expression
         change; that person's view closest in pose, eyes, mouth and skin tone is used.
         """
-        return self.best_view(self.identities([seed])[0].main, crop, landmarks)
+        return self.views.best_view(self.identities([seed])[0].main, self.views.features(crop, landmarks))
 
     def person_of(self, index: int) -> str:
         """Person id of donor ``index``."""
-        return str(self.donors.person[index])
+        return self.views.person_of(index)

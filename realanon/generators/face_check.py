@@ -10,7 +10,9 @@ its frame (and with the frame's other people: no replaced face may look like any
 One too close to any gets, in turn (:func:`settle_face`):
 
 1. the next identities of its seed (at most ``tries`` in all);
-2. a whole donor head, hair included (``"head"``);
+2. a whole donor head, hair included (``"head"``); a head that is private but a twin of a face
+   already drawn gets the seed's next identities as heads too (``head_tries`` in all): other
+   hair changes what dlib sees more than any inner face can;
 3. a replacement covering the whole face box (``"cover"``, as for faces without a mesh);
 4. when even that is the person for dlib, a flat fill of the face (``"fill"``): a face that
    cannot be changed enough is still covered (fail closed). A twin alone never leads to a fill.
@@ -35,6 +37,8 @@ from realanon.structures import GenerationBatch
 
 # Steps after the identities of a seed are used up; "face" is the normal inner-face render.
 ESCALATION = ("head", "cover")
+# Whole heads tried per face at most when they are private but twins of faces already drawn.
+HEAD_TRIES = 4
 # A track's face is checked again when its head turned by more than this (degrees of yaw) since.
 RECHECK_YAW = 20.0
 # ... or when its face box's look (:func:`face_look`) correlates less than this with the track's
@@ -125,7 +129,8 @@ def nearest(descriptor: np.ndarray, others: Sequence[np.ndarray]) -> float:
 
 def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndarray], np.ndarray],
                 redraw: Callable[[], bool], fill: Callable[[], np.ndarray], people: Sequence[np.ndarray],
-                others: Sequence[np.ndarray], private: float, apart: float, tries: int) -> Settled:
+                others: Sequence[np.ndarray], private: float, apart: float, tries: int,
+                head_tries: int = HEAD_TRIES) -> Settled:
     """Renders one face until dlib calls it another person and nobody else of the frame.
 
     Args:
@@ -139,6 +144,7 @@ def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndar
         private: Least distance to each of ``people`` (0 turns the check off).
         apart: Least distance to each of ``others`` (0 turns the check off).
         tries: Identities tried with the normal render at most (at least 1).
+        head_tries: Identities tried as whole heads at most, while heads are private but twins.
 
     Returns:
         The first rendering that passes both checks; else the best one that is private (the
@@ -146,9 +152,12 @@ def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndar
     """
     steps = ["face"] * max(tries, 1) + list(ESCALATION)
     best: Settled | None = None
-    for k, step in enumerate(steps):
-        if 0 < k < tries and not redraw():
+    drawn = {"face": 0, "head": 0}  # renders so far per step: the first uses the current identity
+    while steps:
+        step = steps.pop(0)
+        if drawn.get(step, 0) > 0 and not redraw():
             continue
+        drawn[step] = drawn.get(step, 0) + 1
         out = render(step)
         desc = describe(out)
         to_original = nearest(desc, people) - private if private > 0 else np.inf
@@ -158,6 +167,8 @@ def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndar
             return settled
         if to_original >= 0 and (best is None or settled.margin > best.margin):
             best = settled
+        if step == "head" and to_original >= 0 and drawn["head"] < head_tries:
+            steps.insert(0, "head")  # private but a twin: another identity's head
     return best if best is not None else Settled(fill(), "fill", None, 0.0)
 
 

@@ -51,18 +51,28 @@ class IdentityChooser:
         pool_size: Candidates in the pool.
         accept: A new identity must be at least this far from the frame's faces and identities.
         keep: A seed's earlier identity is kept while it is at least this far (hysteresis).
-        tries: Candidates examined per new region at most; the farthest of them is taken when
-            none is far enough.
+        tries: Candidates described per new region at most (those of ``known`` cost nothing and
+            do not count); the farthest of those examined is taken when none is far enough.
         remember: Seeds remembered (least recently used are forgotten).
+        usable: ``number -> bool``: whether a candidate may be given at all (e.g. none with an
+            excluded donor person); None: all.
+        known: ``(M, 128)`` descriptors of candidates ``0 .. M-1`` computed beforehand (see
+            :mod:`~realanon.generators.face_pool`).
     """
 
     def __init__(self, candidates: Callable[[int], Identity], describe: Callable[[Identity], np.ndarray],
                  pool_size: int, accept: float, keep: float = SAME_PERSON, tries: int = 24,
-                 remember: int = 4096) -> None:
+                 remember: int = 4096, usable: Callable[[int], bool] | None = None,
+                 known: np.ndarray | None = None) -> None:
         self._candidate, self._describe = candidates, describe
         self.pool_size, self.accept, self.keep, self.remember = pool_size, accept, max(keep, 0.0), remember
         self.tries = tries
-        self.descriptors: dict[int, np.ndarray] = {}
+        self.usable = [n for n in range(pool_size) if usable is None or usable(n)]
+        if not self.usable:
+            raise ValueError("no candidate of the identity pool is usable")
+        known = np.zeros((0, 128)) if known is None else known
+        self.descriptors: dict[int, np.ndarray] = {n: np.asarray(known[n], np.float64)
+                                                   for n in range(min(len(known), pool_size))}
         self.by_seed: OrderedDict[int, int] = OrderedDict()
         self.banned: dict[int, set[int]] = {}  # per seed: candidates its rendered face was too close with
         self.described = 0  # candidate descriptors computed so far (cache misses)
@@ -130,9 +140,13 @@ class IdentityChooser:
             d = self.descriptor(previous)
             if min(_min_distance(d, originals), _min_distance(d, taken)) >= self.keep:
                 return previous
-        best, best_score = -1, -np.inf
-        free = [int(n) for n in np.random.default_rng(seed).permutation(self.pool_size) if int(n) not in excluded]
-        for number in free[: self.tries]:
+        best, best_score, spent = -1, -np.inf, 0
+        for number in self._order(seed):
+            if number in excluded:
+                continue
+            spent += number not in self.descriptors
+            if spent > self.tries:
+                break
             d = self.descriptor(number)
             score = min(_min_distance(d, originals), _min_distance(d, taken))
             if score >= self.accept:
@@ -141,6 +155,10 @@ class IdentityChooser:
                 best, best_score = number, score
         return best if best >= 0 else self._first_free(seed, excluded)
 
+    def _order(self, seed: int) -> list[int]:
+        """The usable candidates in ``seed``'s order."""
+        return [self.usable[int(i)] for i in np.random.default_rng(seed).permutation(len(self.usable))]
+
     def _first_free(self, seed: int, excluded: set[int]) -> int:
-        order = [int(n) for n in np.random.default_rng(seed).permutation(self.pool_size)]
+        order = self._order(seed)
         return next((n for n in order if n not in excluded), order[0])

@@ -49,6 +49,21 @@ def test_yunet_finds_12_px_faces_in_a_1080p_frame() -> None:
     assert not _matched(truths[:1], YuNetDetector(fine_scales=())(image))[0]
 
 
+def test_yunet_gives_the_same_faces_when_called_from_two_threads_at_once() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    images = [make_face_collage(heights, size=(540, 960))[0] for heights in ((12, 24, 48), (16, 32), (20, 40, 60))]
+    detector = YuNetDetector(threads=1)
+    alone = [detector(image) for image in images]
+    assert detector.concurrent_calls() and not YuNetDetector(reuse_unchanged=True).concurrent_calls()
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(detector, images + images))
+    def rows(found: list) -> list:  # type: ignore[type-arg]
+        return [[(d.box_xyxy, d.score, d.keypoints.tolist()) for d in dets] for dets in found]
+
+    assert rows(together) == rows(alone + alone) and all(len(d) for d in alone)
+
+
 def test_yunet_small_frames_need_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
     searched: list[tuple[int, int]] = []
     monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr, *_: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
@@ -124,7 +139,7 @@ def test_face6_from_yunet_points() -> None:
 
 
 @pytest.mark.parametrize("options", [{"coarse_size": 32}, {"fine_scales": [1.0, 3.0]}, {"cell_size": 20}, {"min_score": 2},
-                                     {"search_margin": -1}, {"refresh_every": -1}])
+                                     {"search_margin": -1}, {"refresh_every": -1}, {"threads": 0}])
 def test_yunet_rejects_bad_options(options: dict) -> None:
     with pytest.raises(ValueError):
         YuNetDetector(**options)

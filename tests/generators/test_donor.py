@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from realanon.config import AnonymizerConfig
-from realanon.generators.donor import DEFAULT_BANK, DonorBank, DonorFaceSwap, rank_donors
+from realanon.generators.donor import DEFAULT_BANK, DonorBank, DonorFaceSwap
+from realanon.generators.donor_bank import rank_donors
 from realanon.media import openpeople_images
 from realanon.pipeline import build_anonymizer
 from realanon.regions import union_mask

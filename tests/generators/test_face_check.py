@@ -70,8 +70,21 @@ def test_a_twin_alone_never_ends_in_a_fill_and_the_least_close_is_kept() -> None
     r = Renders({(0, "face"): 0.95, (1, "face"): 1.1, (2, "face"): 0.9, (2, "head"): 0.92, (2, "cover"): 0.93},
                 identities=5)
     s = settle(r, [other])
-    assert s.step == "face" and r.calls[-1] == (2, "cover")
+    assert s.step == "face" and r.calls[-2:] == [(3, "head"), (3, "cover")], "a twin head gets another identity's"
     assert np.linalg.norm(s.descriptor - ORIGINAL) == pytest.approx(1.1)
+
+
+def test_a_private_head_that_is_a_twin_is_redrawn_as_another_identitys_head() -> None:
+    other = unit(0.9)
+    r = Renders({(0, "face"): 0.92, (1, "head"): 0.93, (2, "head"): 0.94, (3, "head"): 2.0}, identities=6)
+    s = settle(r, [other], tries=2)
+    assert r.calls == [(0, "face"), (1, "face"), (1, "head"), (2, "head"), (3, "head")]
+    assert s.step == "head" and s.margin >= 0, "the third head is far from the face already drawn"
+    r = Renders({(0, "face"): 0.92, (1, "head"): 0.93, (2, "head"): 0.94, (3, "head"): 0.95, (4, "head"): 2.0},
+                identities=6)
+    settle_face(r.render, r.describe, r.redraw, lambda: np.zeros((4, 4, 3), np.uint8), [ORIGINAL], [other],
+                0.65, 0.65, 2, head_tries=2)
+    assert r.calls[2:] == [(1, "head"), (2, "head"), (2, "cover")], "at most head_tries heads, then the cover"
 
 
 def test_no_identity_left_skips_to_the_escalation() -> None:

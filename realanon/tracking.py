@@ -11,12 +11,13 @@ in heavy dependencies, and anonymization wants something different from benchmar
 every detection must be reported at once (no ``min_hits`` warm-up) and lost tracks must coast.
 Matching is SORT-style: a Hungarian assignment on IoU between predicted and detected boxes
 (``scipy.optimize.linear_sum_assignment``), per kind, solved separately for each group of boxes
-that overlap one another (the same optimum; a lone pair needs no solver, and scipy.optimize,
-half a second to import, is loaded only when boxes contend).
+that overlap one another (the same optimum): a small group by trying every assignment, a large
+one by scipy.optimize (half a second to import, so loaded only then).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -111,14 +112,30 @@ def match_boxes(predicted: np.ndarray, detected: np.ndarray, iou_threshold: floa
     iou = iou_matrix(predicted, detected)
     pairs = []
     for rows, cols in _overlap_groups(iou > 0):
-        if len(rows) == 1 and len(cols) == 1:
-            pairs.append((rows[0], cols[0]))
-            continue
-        from scipy.optimize import linear_sum_assignment
-
-        sub_rows, sub_cols = linear_sum_assignment(-iou[np.ix_(rows, cols)])
+        sub_rows, sub_cols = _best_assignment(iou[np.ix_(rows, cols)])
         pairs += [(rows[r], cols[c]) for r, c in zip(sub_rows, sub_cols)]
     return sorted((r, c) for r, c in pairs if iou[r, c] >= max(iou_threshold, 1e-9))
+
+
+# Groups up to this many boxes a side are solved by trying every assignment (at most 720).
+_EXHAUSTIVE_SIDE = 6
+
+
+def _best_assignment(gain: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows and columns of the one-to-one assignment of largest total ``gain`` (``(N, M)``)."""
+    n, m = gain.shape
+    if max(n, m) > _EXHAUSTIVE_SIDE:
+        from scipy.optimize import linear_sum_assignment
+
+        rows, cols = linear_sum_assignment(-gain)
+        return np.asarray(rows), np.asarray(cols)
+    if n > m:
+        cols, rows = _best_assignment(gain.T)
+        order = np.argsort(rows)
+        return rows[order], cols[order]
+    choices = np.array(list(itertools.permutations(range(m), n)), dtype=np.intp).reshape(-1, n)
+    best = choices[int(np.argmax(gain[np.arange(n), choices].sum(axis=1)))]
+    return np.arange(n), best
 
 
 def _overlap_groups(overlaps: np.ndarray) -> list[tuple[list[int], list[int]]]:

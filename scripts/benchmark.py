@@ -458,6 +458,9 @@ BODY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "coco_person": ("coco_person", {}),  # defaults: spread=1 (since 2026-12-02), video_detail_height=96
     "coco_person-spread4": ("coco_person", {"box_options": {"spread": 4}}),  # the default before 2026-12-02
     "coco_person-fit": ("coco_person", {"box_options": {"fit_tiles": True}}),  # fitted tiles, same scale
+    # Box stage only (box masks, no keypoints): the floor of the default search's cost.
+    "coco_person-boxes": ("coco_person", {"keypoints": "none", "masks": "box"}),
+    "coco_person-fit-boxes": ("coco_person", {"box_options": {"fit_tiles": True}, "keypoints": "none", "masks": "box"}),
     "coco_person-h48": ("coco_person", {"box_options": {"min_height": 48}}),
     "coco_person-h0": ("coco_person", {"box_options": {"min_height": 0}}),
     "coco_person-spread6": ("coco_person", {"box_options": {"spread": 6}}),

@@ -15,8 +15,10 @@ than ``coverage`` of their box is replaced by ``--target body --method mask`` ru
 given detector. The references come from each pseudo-ground-truth detector in turn: OpenCV's
 HOG people detector (what ``eval/small.toml`` used, and what the 0.833 in ``docs/eval/small`` was
 measured against), ``coco_person`` (what it uses now: every person scoring >= 0.25 on the full-size
-frames) and ``coco_person>=0.5``: the same people, but those scoring under 0.5 are ignore regions
-(the rule of ``eval/bodies_ignore.toml``), counted neither as people nor as leaks. A detector judged
+frames), ``coco_person>=0.5``: the same people, but those scoring under 0.5 are ignore regions
+(the rule of ``eval/bodies_ignore.toml``), counted neither as people nor as leaks, and
+``coco_person+pose``: the same people, but only those in whose crop MoveNet (``coco_person``'s
+keypoint stage, here for people of any size) finds at least 5 keypoints scoring >= 0.3 count. A detector judged
 by itself is marked as such.
 
 HOG's boxes are its 64x128 window, about twice as wide as the person inside, so a mask that
@@ -43,11 +45,15 @@ from realanon.evaluation.protocol import load_protocol
 from realanon.pipeline import build_anonymizer
 
 REPO = Path(__file__).resolve().parent.parent
-# label -> (pseudo-ground-truth detector, upscale, pseudo_gt_ignore_below). With the last above 0, the
-# reference's people scoring below it are ignore regions (COCO iscrowd, as in eval/bodies_ignore.toml):
-# neither counted as people nor as leaks, whether replaced or not.
-REFERENCES = {"hog (upscale 1.3)": ("hog", 1.3, 0.0), "coco_person": ("coco_person", 1.0, 0.0),
-              "coco_person>=0.5": ("coco_person", 1.0, 0.5)}
+# label -> (pseudo-ground-truth detector, upscale, pseudo_gt_ignore_below, keypoints needed). With the
+# third above 0, the reference's people scoring below it are ignore regions (COCO iscrowd, as in
+# eval/bodies_ignore.toml): neither counted as people nor as leaks, whether replaced or not. With the
+# fourth above 0, only people with at least that many MoveNet keypoints scoring >= KEYPOINT_SCORE in
+# their crop (any size; coco_person's own keypoint stage) count; the others are ignored the same way.
+REFERENCES = {"hog (upscale 1.3)": ("hog", 1.3, 0.0, 0), "coco_person": ("coco_person", 1.0, 0.0, 0),
+              "coco_person>=0.5": ("coco_person", 1.0, 0.5, 0),
+              "coco_person+pose": ("coco_person", 1.0, 0.0, 5)}
+KEYPOINT_SCORE = 0.3
 DETECTORS: dict[str, tuple[str, dict[str, Any]]] = {
     "coco_person": ("coco_person", {}),
     # Before 2026-12-02 (late): frames under 576 px tall were searched for 24-px people too, so a
@@ -84,17 +90,19 @@ def main() -> None:
           "| people uncovered (core) | frames with a leak (core) |")
     print("|---|---|---|---|---|---|---|")
     misses: list[str] = []
-    for label, (reference, upscale, ignore_below) in REFERENCES.items():
+    for label, (reference, upscale, ignore_below, min_keypoints) in REFERENCES.items():
         if label not in args.references.split(","):
             continue
         data = protocol.data
         fields = {f.name for f in dataclasses.fields(data)}
         changes = {"pseudo_gt": reference, "pseudo_gt_upscale": upscale, "pseudo_gt_ignore_below": ignore_below}
         if "pseudo_gt_options" in fields:
-            changes["pseudo_gt_options"] = {}
+            changes["pseudo_gt_options"] = {"keypoint_options": {"min_height": 0}} if min_keypoints else {}
+            changes["pseudo_gt_detail"] = bool(min_keypoints)
         _, val = detection_splits(dataclasses.replace(data, **changes))  # type: ignore[arg-type]
         frames = val[: protocol.leak.frames]
-        boxes = [np.array([inst.box_xyxy for inst in labelled(s.instances)]).reshape(-1, 4) for s in frames]
+        boxes = [np.array([inst.box_xyxy for inst in labelled(s.instances) if posed(inst, min_keypoints)]).reshape(-1, 4)
+                 for s in frames]
         for detector in detectors:
             name, options = DETECTORS[detector]
             anonymizer = build_anonymizer(config.replace(detector=name, detector_options=options))
@@ -110,6 +118,13 @@ def main() -> None:
     if misses:
         print("\n| reference | detector | frame | box (x1, y1, x2, y2) | box h x w | share replaced |\n|---|---|---|---|---|---|")
         print("\n".join(misses))
+
+
+def posed(inst: Any, min_keypoints: int) -> bool:
+    """Whether a reference person has at least ``min_keypoints`` keypoints scoring >= KEYPOINT_SCORE (always, for 0)."""
+    if min_keypoints <= 0:
+        return True
+    return inst.keypoints is not None and int((inst.keypoints[:, 2] >= KEYPOINT_SCORE).sum()) >= min_keypoints
 
 
 def uncovered(reference: str, detector: str, boxes: list[np.ndarray], masks: list[np.ndarray],

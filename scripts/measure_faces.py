@@ -30,7 +30,7 @@ Parts (``--parts``, default all):
 * ``figure``: only the group-photo figure (also written by ``groups``).
 * ``bank``: dlib distances between the donor bank's people (their most frontal views).
 * ``pool``: how many of the inner-face donor's first 64 candidate identities dlib keeps apart,
-  with and without the seeded face-shape variation.
+  with and without the seeded face-shape variation, and of the whole default pool (512).
 * ``sharpness``: mean |Laplacian| inside the changed pixels, anonymized over original, with the
   face at 64 px high and at its size in the 768-px pictures (how sharp ``gan`` is).
 """
@@ -308,23 +308,24 @@ def bank_distances() -> None:
 
 
 def pool_distinct(count: int = 64) -> None:
-    """How many of the first ``count`` pool identities dlib keeps apart, with and without the shape variation."""
+    """How many pool identities dlib keeps apart: the first ``count`` with and without the shape
+    variation, and the whole default pool (its descriptors are the shipped table, ``weights/donors/pool.npz``)."""
     from realanon.generators.donor import DonorFaceSwap
 
     print("\n| shape_strength | identities greedily kept > 0.6 apart | > 0.7 apart | pairs < 0.6 |\n|---|---|---|---|")
-    for strength in (0.0, 1.0):
-        generator = DonorFaceSwap(shape_strength=strength, pool_size=count)
-        desc = np.array([generator.chooser.descriptor(n) for n in range(count)])
+    for strength, size in ((0.0, count), (1.0, count), (1.0, DonorFaceSwap().pool_size)):
+        generator = DonorFaceSwap(shape_strength=strength, pool_size=size)
+        desc = np.array([generator.chooser.descriptor(n) for n in range(size)])
         dist = np.linalg.norm(desc[:, None] - desc[None], axis=2)
         kept = []
         for limit in (0.6, 0.7):
             chosen: list[int] = []
-            for i in range(count):
+            for i in range(size):
                 if all(dist[i, j] > limit for j in chosen):
                     chosen.append(i)
             kept.append(len(chosen))
-        pairs = dist[np.triu_indices(count, k=1)]
-        print(f"| {strength} | {kept[0]}/{count} | {kept[1]}/{count} | {(pairs < 0.6).mean():.3f} |")
+        pairs = dist[np.triu_indices(size, k=1)]
+        print(f"| {strength} | {kept[0]}/{size} | {kept[1]}/{size} | {(pairs < 0.6).mean():.3f} |")
 
 
 def figure_outputs(methods: list[str], picks: list[int]) -> dict[str, list[np.ndarray]]:

@@ -54,6 +54,7 @@ FACE_DETECTORS = {
 }
 BODY_DETECTORS = {
     "coco_person (default: centernet tiles min_height=24, movenet crops, selfie masks)": ("coco_person", {}),
+    "coco_person box_options.fit_tiles=true (fitted tiles)": ("coco_person", {"box_options": {"fit_tiles": True}}),
     "coco_person box_options.min_height=48 (fewer tiles)": ("coco_person", {"box_options": {"min_height": 48}}),
     "coco_person box_options.min_height=0 (one whole-frame pass)": ("coco_person", {"box_options": {"min_height": 0}}),
     "coco_person boxes=nanodet_person": ("coco_person", {"boxes": "nanodet_person"}),

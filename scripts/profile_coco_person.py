@@ -9,7 +9,9 @@ resized to 1280x720. Stages, each timed on its own (median of ``--runs``): the C
 whole-frame pass, each tile pass, MoveNet on the person crops (``refine``), the person masks,
 then the whole detector call; "python overhead" is the whole call minus the stages. Also the
 whole call in tracked-video mode (``set_tracked(True)``, one tile group per call), averaged over
-one full cycle of tile groups. ``--spin``: one CenterNet pass at 1 and 2 onnxruntime threads
+one full cycle of tile groups. ``--tiles``: the whole box search with square or fitted tiles
+(``fit_tiles``). ``--regions``: the body region boxes of the frame's people from their whole-frame
+masks, as computed before (``np.nonzero``) and now. ``--spin``: one CenterNet pass at 1 and 2 onnxruntime threads
 with idle threads spinning (onnxruntime's default) or sleeping (realanon's). ``--heads``: one
 CenterNet pass computing all 80 class heatmaps or only the person's (realanon's). The machine may be
 shared: compare rows of one run.
@@ -26,7 +28,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from realanon.detectors.coco_boxes import letterbox
+from realanon.detectors.coco_boxes import letterbox, tile_size_for
 from realanon.media import read_video_frames, street_film_path, vtest_path
 from realanon.registry import DETECTORS
 from realanon.structures import Detections
@@ -107,12 +109,51 @@ def heads_table(runs: int) -> list[str]:
     return rows
 
 
+def tiles_table(frames: dict[str, np.ndarray], runs: int) -> list[str]:
+    """CPU and wall ms of the box search of a 720p frame (whole pass + every tile), square or fitted tiles."""
+    rows = ["| frame | tiles | passes | network input pixels | CPU ms | wall ms |", "|---|---|---|---|---|---|"]
+    for name, frame in frames.items():
+        for fit in (False, True):
+            boxes = DETECTORS.build("centernet_person", threads=1, fit_tiles=fit)
+            tiles = boxes.tile_regions(frame.shape[:2])
+            scale = boxes.input_size / tile_size_for(boxes.input_size, boxes.min_height_at(frame.shape[:2]))
+            pixels = boxes.input_size ** 2 + sum(
+                (-(-round((y2 - y1) * scale) // 32) * 32) * (-(-round((x2 - x1) * scale) // 32) * 32) if fit
+                else boxes.input_size ** 2 for x1, y1, x2, y2 in tiles)
+            boxes(frame)
+            c, w, _ = timed(lambda boxes=boxes, frame=frame: boxes(frame), runs)
+            label = "fitted (fit_tiles=true)" if fit else "square (the default)"
+            rows.append(f"| {name} | {label} | {1 + len(tiles)} | {pixels / 1e6:.2f} M | {c:.0f} | {w:.0f} |")
+    return rows
+
+
+def regions_table(frames: dict[str, np.ndarray], runs: int) -> list[str]:
+    """CPU ms of the body region boxes of a frame's people: np.nonzero over each whole-frame mask (before) or not."""
+    from realanon.config import RegionOptions
+    from realanon.regions import body_region_box
+
+    def nonzero_box(mask: np.ndarray) -> tuple[float, ...]:
+        ys, xs = np.nonzero(mask)
+        return (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+
+    rows = ["| frame | people | np.nonzero boxes (before), CPU ms | body_region_box (now), CPU ms |", "|---|---|---|---|"]
+    det, opts = DETECTORS.build("coco_person", threads=1), RegionOptions()
+    for name, frame in frames.items():
+        people = [d for d in det(frame) if d.mask is not None and d.mask.any()]
+        before, _, _ = timed(lambda: [nonzero_box(d.mask) for d in people], runs)  # noqa: B023 - called at once
+        now, _, _ = timed(lambda: [body_region_box(d, opts) for d in people], runs)  # noqa: B023 - called at once
+        rows.append(f"| {name} | {len(people)} | {before:.1f} | {now:.1f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--spin", action="store_true", help="only: one CenterNet pass, threads spinning or not")
     parser.add_argument("--heads", action="store_true", help="only: one CenterNet pass, 80 heatmaps or the person's")
+    parser.add_argument("--tiles", action="store_true", help="only: the box search, square or fitted tiles")
+    parser.add_argument("--regions", action="store_true", help="only: body region boxes from the people's masks")
     args = parser.parse_args()
     if args.heads:
         print("\n".join(heads_table(max(args.runs, 10))))
@@ -122,10 +163,13 @@ def main() -> None:
         return
     frames = {"vtest 300": read_video_frames(vtest_path(), [300])[0],
               "street film 200": read_video_frames(street_film_path(), [200])[0]}
+    frames = {k: cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for k, f in frames.items()}
+    if args.tiles or args.regions:
+        print("\n".join(tiles_table(frames, args.runs) if args.tiles else regions_table(frames, args.runs)))
+        return
     print(f"coco_person stages at 1280x720, onnxruntime threads={args.threads}, median of {args.runs}\n")
     print("| frame | stage | CPU ms | wall ms |\n|---|---|---|---|")
     for name, frame in frames.items():
-        frame = cv2.resize(frame, (1280, 720), interpolation=cv2.INTER_LINEAR)
         print("\n".join(profile(name, frame, args.runs, args.threads)), flush=True)
 
 

@@ -35,19 +35,33 @@ def test_match_boxes_is_one_to_one_and_thresholded() -> None:
     assert match_boxes(pred, det[2:], 0.3) == []
 
 
-@pytest.mark.parametrize("seed", range(5))
-def test_match_boxes_by_groups_reaches_the_whole_hungarian_optimum(seed: int) -> None:
+@pytest.mark.parametrize(("seed", "spread"), [(s, w) for s in range(4) for w in (200, 600)])
+def test_match_boxes_by_groups_reaches_the_whole_hungarian_optimum(seed: int, spread: float) -> None:
     from scipy.optimize import linear_sum_assignment
 
     rng = np.random.default_rng(seed)
-    corners = rng.uniform(0, 200, (2, 30, 2))  # crowded: many boxes contend for the same detections
-    pred = np.concatenate([corners[0], corners[0] + rng.uniform(10, 40, (30, 2))], axis=1)
+    # 200: one crowd, large overlapping groups (scipy); 600: small groups, solved exhaustively.
+    corners = rng.uniform(0, spread, (30, 2))
+    pred = np.concatenate([corners, corners + rng.uniform(10, 40, (30, 2))], axis=1)
     det = pred[rng.permutation(30)[:25]] + rng.normal(0, 6, (25, 4))
     iou = iou_matrix(pred, det)
     rows, cols = linear_sum_assignment(-iou)
     ours = match_boxes(pred, det, 0.0)
     assert len({r for r, _ in ours}) == len(ours) == len({c for _, c in ours})
     assert sum(iou[r, c] for r, c in ours) == pytest.approx(iou[rows, cols].sum())
+
+
+@pytest.mark.parametrize("shape", [(1, 3), (3, 1), (2, 3), (3, 2), (4, 4), (6, 5)])
+def test_exhaustive_assignment_equals_scipy(shape: tuple[int, int]) -> None:
+    from scipy.optimize import linear_sum_assignment
+
+    from realanon.tracking import _best_assignment
+
+    gain = np.random.default_rng(sum(shape)).uniform(0, 1, shape)
+    rows, cols = _best_assignment(gain)
+    ref_rows, ref_cols = linear_sum_assignment(-gain)
+    assert len(set(rows.tolist())) == len(rows) == min(shape) == len(set(cols.tolist()))
+    assert gain[rows, cols].sum() == pytest.approx(gain[ref_rows, ref_cols].sum())
 
 
 def test_importing_the_video_path_leaves_scipy_optimize_unloaded() -> None:

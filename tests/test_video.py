@@ -360,3 +360,45 @@ def test_frame_stage_holds_a_bounded_number_of_frames(tmp_path: Path) -> None:
         assert len(stage.waiting) + len(stage.buffer) <= lookahead + 2 * batch_frames
     released += [i for i, _ in stage.flush()]
     assert released == list(range(30))
+
+
+class _FaceFinder:
+    """Boxes the pixels that differ from the grey background, slowly; concurrent calls allowed
+    or not, counting how many run at once."""
+
+    def __init__(self, concurrent: bool) -> None:
+        import threading
+
+        self.concurrent, self.running, self.most = concurrent, 0, 0
+        self._lock = threading.Lock()
+
+    def concurrent_calls(self) -> bool:
+        return self.concurrent
+
+    def __call__(self, image: np.ndarray) -> Detections:
+        import time
+
+        with self._lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        time.sleep(0.02 if int(image[0:60].sum()) % 3 else 0.005)  # calls end out of order
+        ys, xs = np.nonzero((np.abs(image.astype(int) - 120) > 30).any(axis=2))
+        with self._lock:
+            self.running -= 1
+        box = (float(xs.min()), float(ys.min()), float(xs.max() + 1), float(ys.max() + 1))
+        return Detections((Detection(box, 0.9, "face"),), image.shape[:2])
+
+
+def test_two_detection_workers_write_the_same_video_as_one(tmp_path: Path, clip: Path,
+                                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    outputs = []
+    for concurrent in (False, True):
+        finder = _FaceFinder(concurrent)
+        out = tmp_path / f"concurrent_{concurrent}.mp4"
+        anonymize_video(clip, out, Anonymizer(finder, MaskOut()), progress=False)
+        assert finder.most == (2 if concurrent else 1)
+        outputs.append(read_frames(out))
+    assert len(outputs[0]) == len(outputs[1]) == 12
+    for single, double in zip(*outputs):
+        np.testing.assert_array_equal(single, double)

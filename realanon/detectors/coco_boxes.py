@@ -8,7 +8,9 @@ overlapping square tiles sized so that a person ``min_height`` pixels tall (or, 
 :data:`_MIN_INPUT_HEIGHT` pixels tall in the network input, the smallest CenterNet found
 reliably on vtest.avi (``docs/regions.md``). Detections of all passes are merged by
 non-maximum suppression; a box cut by an inner tile edge is dropped when a box of another
-pass contains it. ``pieces=True`` searches fewer, larger rectangles instead (faster, leaks more).
+pass contains it. ``pieces=True`` searches fewer, larger rectangles instead (faster, leaks more);
+``fit_tiles=True`` the same number of smaller rectangles at the tiles' scale (faster, finds a
+different set of the people near the score threshold).
 
 In tracked video (``set_tracked(True)``, :class:`~realanon.interfaces.TrackedSearch`) the
 whole-frame pass runs on every frame and the tiles can be spread over ``spread`` frames (default
@@ -50,7 +52,9 @@ _CENTERNET_OUTPUTS = ("tower_0/Sigmoid:0", "tower_0/mul:0")
 # class 0) is kept, which leaves its heatmap bit-identical and saves about a tenth of a pass.
 _CENTERNET_PERSON_ONLY = {"Const_30:0": PERSON + 1, "Const_31:0": PERSON + 1}
 # Fitted tiles (frame_tiles fit=True) for models of any input size: the same scale and least overlap as
-# square tiles in 0.6x the network input at 720p (docs/benchmarks.md).
+# square tiles in 0.66x the network input at 720p (0.59-0.68x the CPU), but CenterNet then finds a
+# different set of the people near its threshold: against the square search as truth the street film
+# leaked 25 people-frames of 839 against 1 (scripts/measure_body_spread.py, docs/benchmarks.md). An option.
 FIT_TILES = False
 # A model of any input size searches pieces up to this many times a tile's side each way (frame_pieces).
 _PIECE_STRETCH = (1.25, 1.25)  # (height, width)

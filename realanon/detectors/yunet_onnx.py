@@ -53,6 +53,16 @@ class YuNetNetwork:
             threads = max(1, default_threads() - 1)
         self._session: Any = open_session(model, device=device, threads=threads, weights_dir=weights_dir)
         self._names = [f"{kind}_{s}" for s in STRIDES for kind in ("score", "box", "kps")]
+        self._buffers = threading.local()  # each calling thread's padded input, reused frame to frame
+
+    def _padded(self, shape: tuple[int, int, int]) -> np.ndarray:
+        """This thread's input buffer of ``shape`` (one per shape: a frame's pyramid levels differ)."""
+        buffers: dict[tuple[int, int, int], np.ndarray] = self._buffers.__dict__.setdefault("by_shape", {})
+        if shape not in buffers:
+            if len(buffers) >= 8:  # frames of many sizes (photos): keep memory bounded
+                buffers.clear()
+            buffers[shape] = np.empty(shape, np.uint8)
+        return buffers[shape]
 
     def __call__(self, rgb: np.ndarray, min_score: float = 0.3, nms_iou: float = 0.3) -> np.ndarray:
         """Faces in an RGB ``(H, W, 3)`` uint8 image.
@@ -63,8 +73,9 @@ class YuNetNetwork:
         """
         h, w = rgb.shape[:2]
         if h % _PAD or w % _PAD:
-            padded = np.zeros((h + -h % _PAD, w + -w % _PAD, 3), np.uint8)
+            padded = self._padded((h + -h % _PAD, w + -w % _PAD, 3))
             padded[:h, :w] = rgb
+            padded[h:], padded[:h, w:] = 0, 0
         else:
             padded = np.ascontiguousarray(rgb)
         outputs = dict(zip(self._names, self._session.run(self._names, {"image": padded[None]})))

@@ -30,7 +30,7 @@ import numpy as np
 
 from realanon.generators._util import mask_bbox
 from realanon.generators.donor_bank import DEFAULT_BANK, DonorBank
-from realanon.generators.donor_head import blend_head, head_layer
+from realanon.generators.donor_head import blend_head, draw_scaled, head_layer
 from realanon.generators.donor_views import DonorViews
 from realanon.generators.face_check import (
     Settled,
@@ -300,7 +300,8 @@ class DonorFaceSwap:
         def redraw() -> bool:
             self.chooser.reject(seed)
             taken = [self.chooser.number(s) for s in seeds if s != seed and s in self.chooser.by_seed]
-            current[0] = self.chooser.choose([seed], found, taken)[0]
+            # Away from the faces of the frame and, as rendered, from the faces already drawn in it.
+            current[0] = self.chooser.choose([seed], [*found, *drawn], taken)[0]
             return True
 
         return settle_face(lambda step: self.render(crop, mask, face6, seed, current[0], target, step=step),
@@ -344,8 +345,16 @@ class DonorFaceSwap:
             return fill_face(crop, mask)
         if self.mode == "head" or step == "head":
             index = self.views.best_view(identity.main, self.views.features(crop, target))
-            layer = self.donor_layer(crop, mask, target, face6, index)
-            return blend_head(layer, crop, mask, target, self.blend)
+
+            def head(c: np.ndarray, m: np.ndarray, t: np.ndarray | None, a: np.ndarray | None) -> np.ndarray:
+                layer = head_layer(c, m, t, a, self.views.image(index), self.donors.landmarks[index],
+                                   self.donors.alpha[index], self.donors.triangles, float(self.keep_shape or 0.0))
+                return blend_head(layer, c, m, t, self.blend)
+
+            # An escalated head is drawn on a copy where the face is ``work_face_px`` high, like inner faces.
+            face_px = face_span(target) if target is not None else float(np.ptp(np.flatnonzero(mask.any(axis=1))))
+            scale = 1.0 if self.mode == "head" else min(1.0, self.work_face_px / max(face_px, 1.0))
+            return draw_scaled(head, crop, mask, target, face6, scale)
         donors = self.donor_set(identity, crop, target)
         if target is None or step == "cover":
             return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
@@ -370,13 +379,6 @@ class DonorFaceSwap:
     def donor_set(self, identity: Identity, crop: np.ndarray | None, target: np.ndarray | None) -> DonorSet:
         """The views of the identity's donor people that best fit the target (None: most frontal)."""
         return self.views.donor_set(identity, self.views.features(crop, target))
-
-    def donor_layer(self, crop: np.ndarray, mask: np.ndarray, target: np.ndarray | None,
-                    face6: np.ndarray | None, index: int) -> np.ndarray:
-        """Donor ``index``'s whole head warped onto the crop (``mode="head"``; see :func:`head_layer`)."""
-        bank = self.donors
-        return head_layer(crop, mask, target, face6, self.views.image(index), bank.landmarks[index], bank.alpha[index],
-                          bank.triangles, float(self.keep_shape or 0.0))
 
     def choose(self, crop: np.ndarray, landmarks: np.ndarray | None, seed: int) -> int:
         """Index of the main donor's view for one region drawn from ``seed`` alone.

@@ -8,6 +8,8 @@ replace-mask.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import cv2
 import numpy as np
 
@@ -151,3 +153,42 @@ def _similarity_maps(donor_lm: np.ndarray, face6: np.ndarray | None, mask_box: t
     map_x = matrix[0, 0] * xs + matrix[0, 1] * ys + matrix[0, 2]
     map_y = matrix[1, 0] * xs + matrix[1, 1] * ys + matrix[1, 2]
     return map_x.astype(np.float32), map_y.astype(np.float32)
+
+
+# A head drawn at a smaller scale than this is drawn at full size (nothing to gain).
+_MIN_SAVING = 0.85
+
+
+def draw_scaled(draw: Callable[[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None], np.ndarray],
+                crop: np.ndarray, mask: np.ndarray, target: np.ndarray | None, anchors: np.ndarray | None,
+                scale: float) -> np.ndarray:
+    """``draw(crop, mask, target, anchors)`` run on a copy scaled by ``scale``, scaled back into ``mask``.
+
+    A whole head costs several passes over the whole crop (warp, colour, fill, Poisson); the
+    donors' faces are about 110 px high, so drawing them on a face much larger than that adds
+    no detail, only time. Pixels outside ``mask`` stay ``crop``'s exactly.
+
+    Args:
+        draw: Draws into ``(crop, mask, target landmarks or None, keypoints or None)``, returns the crop.
+        crop: ``(h, w, 3)`` uint8 RGB crop.
+        mask: ``(h, w)`` bool replace-mask.
+        target: ``(478, 3)`` landmarks in crop pixels, or None.
+        anchors: ``(K, 3)`` ``(x, y, visibility)`` keypoints in crop pixels, or None.
+        scale: Scale of the working copy; at or above ``_MIN_SAVING`` the crop is drawn as it is.
+
+    Returns:
+        ``(h, w, 3)`` uint8 RGB.
+    """
+    if scale >= _MIN_SAVING:
+        return draw(crop, mask, target, anchors)
+    h, w = crop.shape[:2]
+    size = (max(2, round(w * scale)), max(2, round(h * scale)))
+    sx, sy = size[0] / w, size[1] / h
+    shrunk = cv2.resize(mask.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST)
+    small_mask = cv2.dilate(shrunk, np.ones((5, 5), np.uint8)) > 0  # covers the whole mask once scaled back
+    small = draw(cv2.resize(crop, size, interpolation=cv2.INTER_AREA), small_mask,
+                 None if target is None else (target * np.array([sx, sy, sx], np.float32)).astype(np.float32),
+                 None if anchors is None else (anchors * np.array([sx, sy, 1], np.float32)).astype(np.float32))
+    out = crop.copy()
+    out[mask] = cv2.resize(small, (w, h), interpolation=cv2.INTER_LINEAR)[mask]
+    return out

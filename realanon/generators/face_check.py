@@ -49,17 +49,39 @@ _LOOK_PX = 16
 # right and bottom: the default ellipse grows the box by ``face_margin`` = 0.25 on each side after
 # adding a quarter of its height above (forehead). Faces are described there, as evaluators do.
 DESCRIBE_INSET = (1 / 6, 0.3, 1 / 6, 1 / 6)
+# A mask's extreme row or column wider than this share of its box was cut by the frame's edge.
+CUT_EDGE = 0.3
 
 
 def face_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """The face box of a replace-mask: its box inset by ``DESCRIBE_INSET``."""
+    """The face box of a replace-mask: its box (see :func:`mask_extent`) inset by ``DESCRIBE_INSET``."""
+    x1, y1, x2, y2 = mask_extent(mask)
+    left, top, right, bottom = DESCRIBE_INSET
+    w, h = x2 - x1, y2 - y1
+    return (x1 + left * w, y1 + top * h, x2 - right * w, y2 - bottom * h)
+
+
+def mask_extent(mask: np.ndarray) -> tuple[float, float, float, float]:
+    """The box of a replace-mask as it was before the frame's edge cut it.
+
+    The pipeline clears the mask outside the frame, so a face at the frame's edge has a mask cut
+    by a straight line: its extreme row (or column) there is wide, where an uncut ellipse's is a
+    few pixels. Such a side is put back where it mirrors the opposite side about the crop's
+    centre (the crop is the region grown evenly on every side). Faces are described in this box
+    as evaluators describe them in the detection's box, wherever the frame ends.
+    """
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
         return (0.0, 0.0, float(mask.shape[1]), float(mask.shape[0]))
     x1, y1, x2, y2 = float(cols[0]), float(rows[0]), float(cols[-1] + 1), float(rows[-1] + 1)
-    left, top, right, bottom = DESCRIBE_INSET
-    w, h = x2 - x1, y2 - y1
-    return (x1 + left * w, y1 + top * h, x2 - right * w, y2 - bottom * h)
+    cx, cy = mask.shape[1] / 2, mask.shape[0] / 2
+    top, bottom = (mask[rows[i]].sum() > CUT_EDGE * (x2 - x1) for i in (0, -1))
+    left, right = (mask[:, cols[i]].sum() > CUT_EDGE * (y2 - y1) for i in (0, -1))
+    if top != bottom:
+        y1, y2 = (min(y1, 2 * cy - y2), y2) if top else (y1, max(y2, 2 * cy - y1))
+    if left != right:
+        x1, x2 = (min(x1, 2 * cx - x2), x2) if left else (x1, max(x2, 2 * cx - x1))
+    return (x1, y1, x2, y2)
 
 
 def frame_groups(batch: GenerationBatch) -> list[list[int]]:

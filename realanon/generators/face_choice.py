@@ -141,14 +141,14 @@ class IdentityChooser:
             if min(_min_distance(d, originals), _min_distance(d, taken)) >= self.keep:
                 return previous
         best, best_score, spent = -1, -np.inf, 0
+        avoid = [*originals, *taken]  # the score is the distance to the nearest of both
         for number in self._order(seed):
             if number in excluded:
                 continue
             spent += number not in self.descriptors
             if spent > self.tries:
                 break
-            d = self.descriptor(number)
-            score = min(_min_distance(d, originals), _min_distance(d, taken))
+            score = _min_distance(self.descriptor(number), avoid)
             if score >= self.accept:
                 return number
             if score > best_score:

@@ -161,12 +161,24 @@ def test_eyes_and_lips_follow_the_target_more_than_the_rest() -> None:
 
 
 def test_closed_eyes_measured(generator: DonorFaceSwap) -> None:
-    opening = generator.eye_opening
+    opening = generator.views.eye_opening
     assert opening.shape == (len(generator.donors),) and 0.05 < float(np.median(opening)) < 0.6
     closed = generator.donors.landmarks[int(np.argmax(opening))].copy()
     for upper, lower in ((159, 145), (386, 374)):
         closed[upper, :2] = closed[lower, :2]
     assert eyes_open(closed) < 0.05
+
+
+def test_the_shipped_pool_table_is_this_pool_and_excluded_people_never_come_up(generator: DonorFaceSwap) -> None:
+    table = generator.pool_table
+    assert table is not None and len(table) == generator.pool_size, "weights/donors/pool.npz should fit the bank"
+    for number in (0, 311):  # what the table says is what dlib sees on the canonical face now
+        fresh = generator.identity_descriptor(generator.pool_identity(number))
+        assert np.linalg.norm(fresh - table[number]) < 0.02
+    assert DonorFaceSwap(shape_strength=0.5).pool_table is None, "another pool: descriptors computed on demand"
+    without = DonorFaceSwap(exclude_persons=("P003",))
+    assert without.pool_table is not None
+    assert all("P003" not in without.pool_identity(n).persons for n in without.chooser.usable)
 
 
 def test_rejects_bad_options() -> None:
@@ -294,3 +306,25 @@ def test_batches_say_which_regions_belong_to_a_track(astronaut: np.ndarray) -> N
     b = batches[0]
     with pytest.raises(ValueError, match="tracked"):
         GenerationBatch(b.crops, b.replace_masks, b.keypoints, b.keypoint_layouts, b.kinds, b.seeds, tracked=(True, True))
+
+
+def test_a_head_drawn_at_a_smaller_scale_fills_the_whole_mask_and_nothing_else() -> None:
+    from realanon.generators.donor_head import draw_scaled
+
+    rng = np.random.default_rng(4)
+    crop = rng.integers(0, 255, (301, 257, 3), dtype=np.uint8)
+    mask = np.zeros(crop.shape[:2], bool)
+    cv2.ellipse(mask.view(np.uint8), (128, 150), (70, 95), 10, 0, 360, 1, -1)
+    seen: list[tuple[int, ...]] = []
+
+    def paint(c: np.ndarray, m: np.ndarray, t: np.ndarray | None, a: np.ndarray | None) -> np.ndarray:
+        seen.append(c.shape)
+        out = c.copy()
+        out[m] = (10, 200, 30)
+        return out
+
+    out = draw_scaled(paint, crop, mask, None, None, 0.4)
+    assert seen == [(120, 103, 3)], "drawn on the smaller copy"
+    np.testing.assert_array_equal(out[~mask], crop[~mask])
+    assert (np.abs(out[mask].astype(int) - (10, 200, 30)).max(axis=1) <= 1).all(), "every masked pixel replaced"
+    assert draw_scaled(paint, crop, mask, None, None, 0.9).shape == crop.shape and seen[-1] == crop.shape

@@ -132,8 +132,10 @@ def test_face_box_of_a_default_replace_mask_is_the_detection_box() -> None:
     from realanon.regions import build_regions
     from realanon.structures import Detection, Detections
 
-    box = (200.0, 150.0, 280.0, 250.0)
-    region = build_regions(Detections((Detection(box, 0.9, "face"),), (600, 600)), RegionOptions())[0]
-    x0, y0 = region.crop_box_xyxy[:2]
-    found = np.array(face_box(region.replace_mask)) + [x0, y0, x0, y0]
-    assert np.abs(found - box).max() <= 3, f"described in {np.round(found)}, the detection box is {box}"
+    # In the middle of the frame, and cut by each edge of the frame (the mask is cleared outside it).
+    for box in ((200.0, 150.0, 280.0, 250.0), (200.0, 8.0, 280.0, 108.0), (4.0, 150.0, 84.0, 250.0),
+                (200.0, 495.0, 280.0, 595.0), (517.0, 150.0, 597.0, 250.0)):
+        region = build_regions(Detections((Detection(box, 0.9, "face"),), (600, 600)), RegionOptions())[0]
+        x0, y0 = region.crop_box_xyxy[:2]
+        found = np.array(face_box(region.replace_mask)) + [x0, y0, x0, y0]
+        assert np.abs(found - box).max() <= 3, f"described in {np.round(found)}, the detection box is {box}"

@@ -72,3 +72,23 @@ def test_held_identities_are_kept_and_the_others_chosen_around_them() -> None:
     assert 3 not in given and len(set(given)) == 2
     desc = np.array([table[i] for i in out])
     assert np.linalg.norm(desc[1:] - desc[0], axis=1).min() >= 0.6, "the new ones keep away from the held one"
+
+
+def test_known_descriptors_cost_nothing_and_unusable_candidates_are_never_given() -> None:
+    chooser, table = make_chooser()
+    known = np.array([table[pool_candidate(n, PERSONS, 3, 1.0)] for n in range(40)])
+    calls: list[Identity] = []
+
+    def describe(identity: Identity) -> np.ndarray:
+        calls.append(identity)
+        return table[identity]
+
+    def odd(n: int) -> bool:
+        return n % 2 == 1
+
+    fast = IdentityChooser(lambda n: pool_candidate(n, PERSONS, 3, 1.0), describe, 40, 0.6, usable=odd, known=known)
+    chosen = fast.choose(list(range(100, 104)), [])
+    assert not calls and fast.described == 0, "shipped descriptors must not be computed again"
+    assert all(fast.number(s) % 2 == 1 for s in range(100, 104)), "only usable candidates are given"
+    desc = np.array([table[c] for c in chosen])
+    assert np.linalg.norm(desc[:, None] - desc[None], axis=2)[np.triu_indices(4, k=1)].min() >= 0.6

@@ -10,19 +10,16 @@ keeps memory constant in the video's length.
 from __future__ import annotations
 
 import os
-import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 import numpy as np
 
 from realanon.detectors.onnx_models import default_threads
 from realanon.interfaces import BatchDetector, ConcurrentDetector
 from realanon.structures import Detections
-
-_END = object()
+from realanon.video_io import Handoff
 
 
 def detection_group_size(detector: object, given: bool, batch_frames: int) -> int:
@@ -70,8 +67,7 @@ class DetectAhead:
         # Groups in reading order, each with the future of its detections. With the group the
         # reader holds (already submitted) ``workers`` groups are detected at once, and with the
         # consumer's, ``workers + 1`` are alive: memory stays constant.
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, workers - 1))
-        self._stop = threading.Event()
+        self._groups = Handoff(workers - 1)
         self._thread = threading.Thread(target=self._read, args=(iter(frames),), name="realanon-read", daemon=True)
         self._thread.start()
 
@@ -81,38 +77,23 @@ class DetectAhead:
             for frame in frames:
                 group.append(frame)
                 if len(group) >= self._group_size:
-                    if not self._put((group, self._pool.submit(self._detect_group, group))):
+                    if not self._groups.put((group, self._pool.submit(self._detect_group, group))):
                         return
                     group = []
-            if group and not self._put((group, self._pool.submit(self._detect_group, group))):
+            if group and not self._groups.put((group, self._pool.submit(self._detect_group, group))):
                 return
         except BaseException as err:  # noqa: BLE001 - raised in the consumer's thread
-            self._put(err)
+            self._groups.put(err)
         else:
-            self._put(_END)
-
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self._queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
+            self._groups.finish()
 
     def __iter__(self) -> Iterator[Detected]:
-        while True:
-            item = self._queue.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            group, future = item
+        for group, future in self._groups:
             for (index, image), (detections, failed) in zip(group, future.result()):
                 yield index, image, detections, failed
 
     def close(self) -> None:
         """Stops reading and waits for the threads (detections under way are finished)."""
-        self._stop.set()
+        self._groups.stop.set()
         self._thread.join()
         self._pool.shutdown(wait=True, cancel_futures=True)

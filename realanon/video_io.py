@@ -12,6 +12,7 @@ import logging
 import queue
 import threading
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -24,6 +25,41 @@ from realanon.errors import InputError
 log = logging.getLogger(__name__)
 
 _END = object()
+
+
+class Handoff:
+    """A bounded queue from one producer thread to one consumer.
+
+    The producer's :meth:`put` gives up once :attr:`stop` is set (the consumer has gone), and
+    :meth:`finish` marks the end; iterating yields the items until that end and raises, in the
+    consumer's thread, an exception the producer put.
+    """
+
+    def __init__(self, size: int) -> None:
+        self.queue: queue.Queue[Any] = queue.Queue(maxsize=max(1, size))
+        self.stop = threading.Event()
+
+    def put(self, item: Any) -> bool:
+        """Waits for room; False (item dropped) once :attr:`stop` is set."""
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def finish(self) -> None:
+        self.put(_END)
+
+    def __iter__(self) -> Iterator[Any]:
+        while True:
+            item = self.queue.get()
+            if item is _END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
 # H.264 rate control for the output: fast enough for real time at 1080p on two cores, visually lossless-ish.
 DEFAULT_X264_OPTIONS: dict[str, str] = {"preset": "veryfast", "crf": "20"}
 
@@ -83,8 +119,7 @@ class FrameDecoder:
         audio = self.container.streams.audio
         self.audio_in = audio[0] if keep_audio and audio else None
         self.audio: deque[Any] = deque()  # packets, appended here and consumed by the encoder thread
-        self.queue: queue.Queue[Any] = queue.Queue(maxsize=queue_size)
-        self._stop = threading.Event()
+        self._frames = Handoff(queue_size)
         self._thread = threading.Thread(target=self._run, name="realanon-decode", daemon=True)
         self._thread.start()
 
@@ -102,36 +137,21 @@ class FrameDecoder:
                 for frame in packet.decode():
                     if not isinstance(frame, av.VideoFrame):
                         continue
-                    if not self._put((index, frame.to_ndarray(format="rgb24"))):
+                    if not self._frames.put((index, frame.to_ndarray(format="rgb24"))):
                         return
                     index += 1
         except av.FFmpegError as err:
-            self._put(InputError(self.path, f"corrupt video data after frame {index} ({_short(err)})"))
+            self._frames.put(InputError(self.path, f"corrupt video data after frame {index} ({_short(err)})"))
         except BaseException as err:  # noqa: BLE001 - handed to the consumer thread and raised there
-            self._put(err)
+            self._frames.put(err)
         else:
-            self._put(_END)
+            self._frames.finish()
 
-    def _put(self, item: Any) -> bool:
-        while not self._stop.is_set():
-            try:
-                self.queue.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def __iter__(self) -> Any:
-        while True:
-            item = self.queue.get()
-            if item is _END:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray]]:
+        return iter(self._frames)
 
     def close(self) -> None:
-        self._stop.set()
+        self._frames.stop.set()
         self._thread.join()
         self.container.close()
 

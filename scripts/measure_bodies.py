@@ -63,11 +63,12 @@ def person_boxes(detector: object, image: np.ndarray) -> np.ndarray:
     return np.asarray(found, np.float64).reshape(-1, 4)
 
 
-def redetection(frames: list[np.ndarray], coco: object, regions: str) -> tuple[dict[str, float], int]:
+def redetection(frames: list[np.ndarray], coco: object, regions: str,
+                methods: tuple[str, ...] = METHODS) -> tuple[dict[str, float], int]:
     """Share of replaced, originally COCO-detected people the COCO detector still finds, per method."""
     body = DETECTORS.build(regions)
-    runners = {m: anonymizer(m) for m in METHODS}
-    found = dict.fromkeys(METHODS, 0)
+    runners = {m: anonymizer(m) for m in methods}
+    found = dict.fromkeys(methods, 0)
     total = 0
     for i, frame in enumerate(frames):
         targets = body(frame)
@@ -82,7 +83,7 @@ def redetection(frames: list[np.ndarray], coco: object, regions: str) -> tuple[d
             after = person_boxes(coco, run(frame, targets, frame_index=i).image)
             for box in kept:
                 found[method] += bool(len(after)) and float(box_iou(box, after).max()) >= 0.5
-    return {m: found[m] / max(total, 1) for m in METHODS}, total
+    return {m: found[m] / max(total, 1) for m in methods}, total
 
 
 def histogram(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -119,10 +120,11 @@ def reid_accuracy(bank: BodyBank, method: str, seed: int) -> float:
     return correct / queries
 
 
-def speed(bank: BodyBank, frame: np.ndarray, heights: tuple[int, ...], repeats: int) -> dict[str, list[float]]:
+def speed(bank: BodyBank, frame: np.ndarray, heights: tuple[int, ...], repeats: int,
+          methods: tuple[str, ...] = METHODS) -> dict[str, list[float]]:
     """Median ms per replaced person of each method, per person height."""
     index = int(np.flatnonzero((bank.person == "P010") & (bank.view == "front"))[0])
-    out: dict[str, list[float]] = {m: [] for m in METHODS}
+    out: dict[str, list[float]] = {m: [] for m in methods}
     for height in heights:
         s = height / bank.alpha.shape[1]
         person = cv2.resize(bank.image(index), None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
@@ -138,7 +140,7 @@ def speed(bank: BodyBank, frame: np.ndarray, heights: tuple[int, ...], repeats: 
         det = Detection((xs.min(), ys.min(), xs.max() + 1, ys.max() + 1), 1.0, "body", keypoints=kp,
                         keypoint_layout="coco17", mask=mask)
         dets = Detections((det,), frame.shape[:2])
-        for method in METHODS:
+        for method in methods:
             run = anonymizer(method)
             run(scene, dets)  # warm-up: loads weights and banks
             times = []
@@ -190,7 +192,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--skip", nargs="*", default=[], choices=("redetect", "reid", "speed"))
     parser.add_argument("--regions", default="coco_person", help="body detector whose people are replaced")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
     args = parser.parse_args()
+    methods = tuple(m for m in METHODS if m in args.methods.split(","))
     bank = BodyBank.load("weights/body-donors/bank.npz")
     vtest = read_video_frames(vtest_path(), list(VTEST_FRAMES))
     street = read_video_frames(street_film_path(), list(STREET_FRAMES))
@@ -199,30 +203,30 @@ def main() -> None:
     if "redetect" not in args.skip:
         name, coco = coco_detector()
         print(f"\n## re-detection by {name} (IoU >= 0.5) of people found by {args.regions} and replaced")
-        print("| frames | people | " + " | ".join(METHODS) + " |\n|---|---|" + "---|" * len(METHODS))
-        kept = dict.fromkeys(METHODS, 0.0)
+        print("| frames | people | " + " | ".join(methods) + " |\n|---|---|" + "---|" * len(methods))
+        kept = dict.fromkeys(methods, 0.0)
         people = 0
         for label, frames in (("vtest", vtest), ("street film", street)):
-            shares, n = redetection(frames, coco, args.regions)
+            shares, n = redetection(frames, coco, args.regions, methods)
             people += n
-            for m in METHODS:
+            for m in methods:
                 kept[m] += shares[m] * n
-            print(f"| {label} ({len(frames)}) | {n} | " + " | ".join(f"{shares[m]:.2f}" for m in METHODS) + " |")
-        print(f"| all | {people} | " + " | ".join(f"{kept[m] / max(people, 1):.2f}" for m in METHODS) + " |")
+            print(f"| {label} ({len(frames)}) | {n} | " + " | ".join(f"{shares[m]:.2f}" for m in methods) + " |")
+        print(f"| all | {people} | " + " | ".join(f"{kept[m] / max(people, 1):.2f}" for m in methods) + " |")
     if "reid" not in args.skip:
         print(f"\n## re-identification top-1 on openpeople's 10 people (chance 0.10), mean ± sd over {args.seeds} splits")
-        print("| original | " + " | ".join(METHODS) + " |\n|---|" + "---|" * len(METHODS))
+        print("| original | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))
         cells = []
-        for method in ("original", *METHODS):
+        for method in ("original", *methods):
             acc = [reid_accuracy(bank, method, seed) for seed in range(args.seeds)]
             cells.append(f"{np.mean(acc):.2f} ± {np.std(acc):.2f}")
         print("| " + " | ".join(cells) + " |")
     if "speed" not in args.skip:
         heights = (50, 100, 200)
-        ms = speed(bank, vtest[0], heights, args.repeats)
+        ms = speed(bank, vtest[0], heights, args.repeats, methods)
         print("\n## ms per replaced person (median, one thread), person height in px")
         print("| method | " + " | ".join(f"{h} px" for h in heights) + " |\n|---|" + "---|" * len(heights))
-        for method in METHODS:
+        for method in methods:
             print(f"| {method} | " + " | ".join(f"{v:.1f}" for v in ms[method]) + " |")
 
 

@@ -62,6 +62,9 @@ from realanon.structures import GenerationBatch
 FACE_KEEP_SHAPE, HEAD_KEEP_SHAPE = 0.1, 0.5
 # Identities tried per face when its rendered face is too close to the original or to another face.
 VERIFY_TRIES = 10
+# Face height of the working copy of a head drawn when an inner face was not private or apart
+# enough (the donors' faces are about 110 px high: a larger copy adds time, not detail).
+HEAD_WORK_FACE_PX = 112
 
 
 @dataclass(frozen=True)
@@ -351,11 +354,12 @@ class DonorFaceSwap:
                                    self.donors.alpha[index], self.donors.triangles, float(self.keep_shape or 0.0))
                 return blend_head(layer, c, m, t, self.blend)
 
-            # An escalated head is drawn on a copy where the face is ``work_face_px`` high, like inner faces.
+            # An escalated head is drawn on a copy where the face is about as high as the donors' faces.
             face_px = face_span(target) if target is not None else float(np.ptp(np.flatnonzero(mask.any(axis=1))))
-            scale = 1.0 if self.mode == "head" else min(1.0, self.work_face_px / max(face_px, 1.0))
+            scale = 1.0 if self.mode == "head" else min(1.0, HEAD_WORK_FACE_PX / max(face_px, 1.0))
             return draw_scaled(head, crop, mask, target, face6, scale)
-        donors = self.donor_set(identity, crop, target)
+        blended = target is not None and step == "face"  # inner faces: the donors blended once (see pre_blend)
+        donors = self.views.donor_set(identity, self.views.features(crop, target), blended)
         if target is None or step == "cover":
             return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
         return replace_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,

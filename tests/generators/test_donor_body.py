@@ -20,9 +20,14 @@ from realanon.generators.body_warp import (
 )
 from realanon.generators.donor import DonorFaceSwap
 from realanon.generators.donor_body import (
+    CLOTH,
     DEFAULT_BODY_BANK,
+    SKIN,
     DonorBody,
+    Identity,
     draw_identity,
+    recolour_clothes,
+    thicken_clothes,
 )
 from realanon.io_images import write_image_atomic
 from realanon.pipeline import Anonymizer
@@ -135,6 +140,55 @@ def test_identity_is_seeded_and_varies(generator: DonorBody) -> None:
     assert len({i.person for i in many}) == 3
     assert len({round(i.top_hsv[0]) for i in many}) > 20
     assert generator.identity(7).person not in DonorBody(exclude_persons=(generator.identity(7).person,)).identity(7).person
+
+
+def test_clothes_are_mostly_dark_and_long_yet_varied() -> None:
+    many = [draw_identity(s, np.array(["P001"])) for s in range(400)]
+    value = np.array([i.top_hsv[2] for i in many] + [i.bottom_hsv[2] for i in many])
+    sat = np.array([i.top_hsv[1] for i in many] + [i.bottom_hsv[1] for i in many])
+    assert np.median(value) < 0.35 and value.max() > 0.7 and value.min() < 0.1
+    assert np.median(sat) < 0.3 and sat.max() > 0.5
+    sleeves, trousers = np.mean([i.sleeves for i in many]), np.mean([i.trousers for i in many])
+    assert 0.6 < sleeves < 0.9 and 0.7 < trousers < 0.95
+
+
+def test_recolour_sets_the_garments_brightness_and_dresses_bare_legs() -> None:
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(150, 230, (60, 20, 3)).astype(np.uint8)  # pale studio clothes and skin
+    labels = np.full((60, 20), CLOTH, np.uint8)
+    labels[:10] = SKIN  # face
+    labels[40:] = SKIN  # bare legs below the shorts
+    parts = np.full((60, 20), 4, np.int8)  # torso
+    parts[:10] = 9  # head
+    parts[30:] = 0  # a thigh, then the bare leg
+    top, bottom = (100.0, 0.3, 0.2), (10.0, 0.2, 0.15)
+    dressed = recolour_clothes(rgb, labels, 30.0, Identity("P001", top, bottom, True, True), parts)
+    bare = recolour_clothes(rgb, labels, 30.0, Identity("P001", top, bottom, True, False), parts)
+    value = dressed.max(axis=2).astype(float)  # HSV value
+    np.testing.assert_allclose(value[10:30].mean(), 255 * 0.2, atol=3)
+    np.testing.assert_allclose(value[30:].mean(), 255 * 0.15, atol=3)  # shorts and legs: one garment
+    np.testing.assert_array_equal(dressed[:10], rgb[:10])  # the face is never touched
+    np.testing.assert_array_equal(bare[40:], rgb[40:])  # no trousers: the legs stay bare
+    assert value[40:].mean() < 0.5 * rgb[40:].max(axis=2).mean()
+
+
+def test_thicken_clothes_grows_the_matte_from_the_clothes_only() -> None:
+    rgb = np.zeros((21, 21, 3), np.uint8)
+    alpha = np.zeros((21, 21), np.uint8)
+    parts = np.full((21, 21), -1, np.int8)
+    alpha[8:13, 4:17] = 255
+    rgb[8:13, 4:10], parts[8:13, 4:10] = (200, 10, 10), 5  # a sleeve (dressed)
+    rgb[8:13, 10:17], parts[8:13, 10:17] = (10, 200, 10), 9  # bare skin (not dressed)
+    dressed = np.zeros((21, 21), bool)
+    dressed[8:13, 4:10] = True
+    same = thicken_clothes(rgb, alpha, parts, dressed, 0.0)
+    assert all(a is b for a, b in zip(same, (rgb, alpha, parts)))
+    rgb2, alpha2, parts2 = thicken_clothes(rgb, alpha, parts, dressed, 2.0)
+    grown = (alpha2 > 127) & (alpha < 128)
+    assert grown[6:8, 5:9].all() and grown[13:15, 5:9].all() and grown[9:12, 2:4].all()
+    assert not grown[:, 13:].any() and alpha2[:6].max() == 0  # skin does not grow; 2 px, not more
+    assert (rgb2[grown] == (200, 10, 10)).all() and (parts2[grown] == 5).all()
+    np.testing.assert_array_equal(rgb2[alpha > 127], rgb[alpha > 127])
 
 
 def test_excluding_every_person_is_a_config_error() -> None:

@@ -358,8 +358,7 @@ class DonorFaceSwap:
             face_px = face_span(target) if target is not None else float(np.ptp(np.flatnonzero(mask.any(axis=1))))
             scale = 1.0 if self.mode == "head" else min(1.0, HEAD_WORK_FACE_PX / max(face_px, 1.0))
             return draw_scaled(head, crop, mask, target, face6, scale)
-        blended = target is not None and step == "face"  # inner faces: the donors blended once (see pre_blend)
-        donors = self.views.donor_set(identity, self.views.features(crop, target), blended)
+        donors = self.donor_set(identity, crop, target)
         if target is None or step == "cover":
             return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
         return replace_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,

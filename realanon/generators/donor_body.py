@@ -220,11 +220,11 @@ def recolour_clothes(rgb: np.ndarray, labels: np.ndarray, hip_y: float, identity
     return dressed
 
 
-def fit_light(layer: np.ndarray, alpha: np.ndarray, scene: np.ndarray) -> np.ndarray:
+def fit_light(layer: np.ndarray, alpha: np.ndarray, scene: np.ndarray, light_fit: float = _LIGHT_FIT) -> np.ndarray:
     """The layer's brightness, contrast and colour cast moved towards the scene's.
 
     Works on CIELAB statistics (the harmonizer's colour conversions): the lightness mean and
-    spread move ``_LIGHT_FIT`` of the way to the scene's, and the scene's colour cast (its
+    spread move ``light_fit`` of the way to the scene's, and the scene's colour cast (its
     mean a/b away from neutral) is added by ``_CAST_FIT``; the clothes keep their own colours.
 
     Args:
@@ -238,8 +238,8 @@ def fit_light(layer: np.ndarray, alpha: np.ndarray, scene: np.ndarray) -> np.nda
     lab = to_color_space(layer, "lab").astype(np.float32)
     ref = to_color_space(scene.reshape(-1, 1, 3), "lab").reshape(-1, 3).astype(np.float32)
     mu, sd = lab[..., 0][sel].mean(), lab[..., 0][sel].std() + 1e-3
-    target_mu = mu + _LIGHT_FIT * (ref[:, 0].mean() - mu)
-    gain = float(np.clip(ref[:, 0].std() / sd, 0.6, 1.4)) ** _LIGHT_FIT
+    target_mu = mu + light_fit * (ref[:, 0].mean() - mu)
+    gain = float(np.clip(ref[:, 0].std() / sd, 0.6, 1.4)) ** light_fit
     lab[..., 0] = (lab[..., 0] - mu) * gain + target_mu
     # A grey or faded scene (old film, dusk CCTV) gets a correspondingly muted person.
     chroma = float(np.clip(ref[:, 1:].std() / (lab[..., 1:][sel].std() + 1e-3), 0.0, 1.0))
@@ -316,12 +316,15 @@ class DonorBody:
         recolour: Recolour the donor's clothes per identity.
         body_margin: The margin the replace-mask adds around the person (fraction of its
             height, as ``RegionOptions.body_margin``); used by the whole-box fallback.
+        light_fit: How far the donor's lightness mean and spread move towards the
+            surroundings' (0 keeps the donor's, 1 takes the scene's).
     """
 
     bank: str | None = None
     exclude_persons: tuple[str, ...] = ()
     recolour: bool = True
     body_margin: float = 0.05
+    light_fit: float = _LIGHT_FIT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude_persons", tuple(self.exclude_persons))
@@ -383,7 +386,7 @@ class DonorBody:
             premultiplied = cv2.GaussianBlur(premultiplied, (0, 0), sigma)
             cover = cv2.GaussianBlur(cover, (0, 0), 0.5 * sigma)
         colour = np.clip(np.rint(premultiplied / np.maximum(cover, 1e-3)[..., None]), 0, 255).astype(np.uint8)
-        colour = fit_light(colour, cover, crop[~mask]).astype(np.float32)
+        colour = fit_light(colour, cover, crop[~mask], self.light_fit).astype(np.float32)
         background = fill_background(crop, mask, scene, seed)
         layer = cover[..., None] * colour + (1.0 - cover[..., None]) * background
         out[mask] = np.clip(np.rint(layer[mask]), 0, 255).astype(np.uint8)

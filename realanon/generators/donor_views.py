@@ -6,7 +6,6 @@ mouth and eye opening is used (:func:`~realanon.generators.donor_bank.rank_donor
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from functools import cached_property
 from typing import Any
 
@@ -14,8 +13,8 @@ import numpy as np
 
 from realanon.generators.donor_bank import DonorBank, rank_donors
 from realanon.generators.face_identity import Identity
-from realanon.generators.face_inner import eyes_open, mixed_shape
-from realanon.generators.face_render import DonorSet, render_blend
+from realanon.generators.face_inner import eyes_open
+from realanon.generators.face_render import DonorSet
 from realanon.generators.face_warp import head_pose, mean_skin_lab, mouth_open, skin_mask
 
 
@@ -29,7 +28,6 @@ class DonorViews:
     def __init__(self, bank: DonorBank) -> None:
         self.bank = bank
         self.decoded: dict[int, np.ndarray] = {}  # read-only crops; the whole bank is about 28 MB decoded
-        self.blends: OrderedDict[tuple[object, ...], DonorSet] = OrderedDict()  # see :meth:`pre_blend`
 
     def image(self, index: int) -> np.ndarray:
         """Donor ``index``'s ``(S, S, 3)`` uint8 RGB crop, decoded once."""
@@ -70,14 +68,9 @@ class DonorViews:
                              eyes=f["eyes"], donor_eyes=self.eye_opening)
         return int(ranked[0])
 
-    def donor_set(self, identity: Identity, features: dict[str, Any], blended: bool = False) -> DonorSet:
-        """The views of ``identity``'s donor people that best fit ``features`` (empty: most frontal).
-
-        ``blended``: the views already blended into one (see :meth:`pre_blend`).
-        """
+    def donor_set(self, identity: Identity, features: dict[str, Any]) -> DonorSet:
+        """The views of ``identity``'s donor people that best fit ``features`` (empty: most frontal)."""
         indices = [self.best_view(p, features) for p in identity.persons]
-        if blended and len(indices) > 1:
-            return self.pre_blend(identity, tuple(indices))
         return DonorSet(
             tuple(self.image(i) for i in indices),
             tuple(self.bank.landmarks[i] for i in indices),
@@ -85,27 +78,3 @@ class DonorViews:
             self.bank.triangles,
             identity.shape,
         )
-
-    def pre_blend(self, identity: Identity, indices: tuple[int, ...], remember: int = 256) -> DonorSet:
-        """``identity``'s views warped once onto their mean shape (in the main view's crop) and blended.
-
-        A face drawn from it needs one piecewise-affine warp instead of one per donor; as the
-        donors' views change only with the target's pose and expression, a video track draws
-        most frames from the same blend. Blends are remembered (least recently used forgotten).
-
-        Returns:
-            A one-donor :class:`DonorSet` with ``identity``'s shape variation.
-        """
-        key = (identity.persons, identity.weights, indices)
-        if key not in self.blends:
-            views = DonorSet(tuple(self.image(i) for i in indices), tuple(self.bank.landmarks[i] for i in indices),
-                             np.asarray(identity.weights, dtype=np.float32), self.bank.triangles)
-            mean = mixed_shape(views.landmarks[0], list(views.landmarks), views.weights, 0.0, 0.0)
-            texture = render_blend(views, mean, views.images[0].shape)
-            texture.flags.writeable = False
-            self.blends[key] = DonorSet((texture,), (mean,), np.ones(1, np.float32), views.triangles)
-        self.blends.move_to_end(key)
-        while len(self.blends) > remember:
-            self.blends.popitem(last=False)
-        one = self.blends[key]
-        return DonorSet(one.images, one.landmarks, one.weights, one.triangles, identity.shape)

@@ -329,27 +329,3 @@ def test_a_head_drawn_at_a_smaller_scale_fills_the_whole_mask_and_nothing_else()
     assert (np.abs(out[mask].astype(int) - (10, 200, 30)).max(axis=1) <= 1).all(), "every masked pixel replaced"
     assert draw_scaled(paint, crop, mask, None, None, 0.9).shape == crop.shape and seen[-1] == crop.shape
 
-
-def test_donors_blended_once_draw_about_the_same_face(generator: DonorFaceSwap,
-                                                      astronaut_region: tuple[np.ndarray, np.ndarray, int]) -> None:
-    from realanon.generators.face_identity import Identity
-    from realanon.generators.face_render import replace_inner_face
-
-    crop, mask, seed = astronaut_region
-    target = generator.find_target(crop, mask)
-    assert target is not None
-    identity = Identity(("P002", "P005", "P008"), (0.7, 0.2, 0.1), generator.pool_identity(3).shape)
-    features = generator.views.features(crop, target)
-    apart = generator.views.donor_set(identity, features)
-    once = generator.views.donor_set(identity, features, blended=True)
-    assert len(apart.images) == 3 and len(once.images) == 1 and once.shape == identity.shape
-    assert generator.views.donor_set(identity, features, blended=True).images[0] is once.images[0], "remembered"
-    draws = [replace_inner_face(crop, mask, target, d, 0.1, 0.3, 160, seed) for d in (apart, once)]
-    changed = np.any(draws[0] != crop, axis=2)
-    assert changed.sum() > 1000
-    diff = np.abs(draws[0].astype(int) - draws[1].astype(int))[changed]
-    assert float(diff.mean()) < 6.0, "one warp of the pre-blended donors instead of three: the same face, a little softer"
-    other = Identity(("P004", "P001"), (0.8, 0.2), identity.shape)
-    third = replace_inner_face(crop, mask, target, generator.views.donor_set(other, features, blended=True), 0.1, 0.3,
-                               160, seed)
-    assert float(np.abs(third.astype(int) - draws[1].astype(int))[changed].mean()) > 2 * float(diff.mean())

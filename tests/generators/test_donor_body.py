@@ -9,6 +9,7 @@ import pytest
 
 from realanon.cli import main
 from realanon.errors import ConfigError
+from realanon.generators.body_clothes import CLOTH, SKIN, Identity, draw_identity, recolour_clothes, thicken_clothes
 from realanon.generators.body_fill import inpaint_background, mirror_fill
 from realanon.generators.body_warp import (
     bone_affine,
@@ -19,16 +20,7 @@ from realanon.generators.body_warp import (
     view_of,
 )
 from realanon.generators.donor import DonorFaceSwap
-from realanon.generators.donor_body import (
-    CLOTH,
-    DEFAULT_BODY_BANK,
-    SKIN,
-    DonorBody,
-    Identity,
-    draw_identity,
-    recolour_clothes,
-    thicken_clothes,
-)
+from realanon.generators.donor_body import DEFAULT_BODY_BANK, DonorBody
 from realanon.io_images import write_image_atomic
 from realanon.pipeline import Anonymizer
 from realanon.regions import union_mask

@@ -31,8 +31,6 @@ def detection_group_size(detector: object, given: bool, batch_frames: int) -> in
 def detection_workers(detector: object, given: bool) -> int:
     """Groups of frames to detect at once: two when the detector allows concurrent calls and two
     cores are there to run them, else one (given detections need no detector)."""
-    if os.environ.get("TMP_WORKERS"):  # TEMPORARY experiment switch
-        return int(os.environ["TMP_WORKERS"])
     if given or not isinstance(detector, ConcurrentDetector) or not detector.concurrent_calls():
         return 1
     return 2 if (default_threads() or os.cpu_count() or 1) >= 2 else 1

@@ -7,6 +7,7 @@ pixels outside the frame.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import cv2
 import numpy as np
@@ -247,18 +248,12 @@ def feather_mask(replace_mask: np.ndarray, feather_px: float) -> np.ndarray:
     mask = np.asarray(replace_mask, dtype=bool)
     if feather_px < 1:
         return mask.astype(np.float32)
-    alpha = np.zeros(mask.shape, dtype=np.float32)
-    x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
-    if w == 0 or h == 0:
-        return alpha
-    box = np.ascontiguousarray(mask[y : y + h, x : x + w]).view(np.uint8)
-    ramp = edge_distance(box, feather_px)
-    ramp *= np.float32(1.0 / feather_px)
-    np.minimum(ramp, np.float32(1.0), out=ramp)
-    target = alpha[y : y + h, x : x + w]
-    if cv2.copyTo(ramp, box, target) is not target:  # not written in place
-        np.copyto(target, ramp, where=box.view(bool))
-    return alpha
+
+    def unit_ramp(distance: np.ndarray) -> np.ndarray:
+        distance *= np.float32(1.0 / feather_px)
+        return np.minimum(distance, np.float32(1.0), out=distance)
+
+    return _ramp_in_mask(mask, feather_px, np.float32, unit_ramp)
 
 
 def feather_alpha_u8(replace_mask: np.ndarray, feather_px: float) -> np.ndarray:
@@ -271,13 +266,20 @@ def feather_alpha_u8(replace_mask: np.ndarray, feather_px: float) -> np.ndarray:
     mask = np.asarray(replace_mask, dtype=bool)
     if feather_px < 1:
         return mask.astype(np.uint8) * np.uint8(255)
-    alpha = np.zeros(mask.shape, dtype=np.uint8)
+    # Scaled, rounded and saturated at 255 (alpha 1) in one pass.
+    return _ramp_in_mask(mask, feather_px, np.uint8, lambda d: cv2.convertScaleAbs(d, alpha=255.0 / feather_px))
+
+
+def _ramp_in_mask(mask: np.ndarray, feather_px: float, dtype: type,
+                  to_alpha: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Zeros of ``dtype`` with ``to_alpha(distance to the mask's edge)`` written inside ``mask``;
+    only the mask's bounding box is computed."""
+    alpha: np.ndarray = np.zeros(mask.shape, dtype=dtype)
     x, y, w, h = cv2.boundingRect(np.ascontiguousarray(mask).view(np.uint8))
     if w == 0 or h == 0:
         return alpha
     box = np.ascontiguousarray(mask[y : y + h, x : x + w]).view(np.uint8)
-    # Scaled, rounded and saturated at 255 (alpha 1) in one pass.
-    ramp = cv2.convertScaleAbs(edge_distance(box, feather_px), alpha=255.0 / feather_px)
+    ramp = to_alpha(edge_distance(box, feather_px))
     target = alpha[y : y + h, x : x + w]
     if cv2.copyTo(ramp, box, target) is not target:  # not written in place
         np.copyto(target, ramp, where=box.view(bool))

@@ -58,6 +58,22 @@ class TrackedSearch(Protocol):
 
 
 @runtime_checkable
+class ScheduledSearch(Protocol):
+    """A tracked detector whose search depends on the frame's position in the video.
+
+    Optional: :func:`realanon.video.anonymize_video` calls ``detect_frame(image, frame_index)``
+    instead of ``detector(image)`` when a detector has it. Knowing the index (rather than
+    counting calls) lets a detector search some scales on some frames only and still give the
+    same result whichever thread runs which frame. Outside tracked video
+    (:class:`TrackedSearch`) it must equal ``detector(image)``.
+    """
+
+    def detect_frame(self, image: np.ndarray, frame_index: int) -> Detections:
+        """Detects in frame ``frame_index`` (0-based) of the video being anonymized."""
+        ...
+
+
+@runtime_checkable
 class ConcurrentDetector(Protocol):
     """A detector that may be called from several threads at once.
 

@@ -12,7 +12,7 @@ import numpy as np
 from realanon.composite import mask_entire_frame, paste_regions
 from realanon.config import AnonymizerConfig, RegionOptions
 from realanon.errors import ConfigError
-from realanon.interfaces import BatchDetector, Detector, Generator, PostProcessor
+from realanon.interfaces import BatchDetector, Detector, Generator, PostProcessor, ScheduledSearch
 from realanon.regions import build_regions, crop_with_padding
 from realanon.registry import DETECTORS, GENERATORS, POSTPROCESSORS
 from realanon.structures import AnonymizedFrame, Detections, GenerationBatch, Kind, Region, image_size
@@ -118,16 +118,26 @@ class Anonymizer:
             empty = Detections.empty(image_size(image))
             return AnonymizedFrame(mask_entire_frame(image), empty, (), f"{type(err).__name__}: {err}")
 
-    def detect(self, image: np.ndarray, *, photo: bool = False) -> Detections:
+    def detect(self, image: np.ndarray, *, photo: bool = False, frame_index: int | None = None) -> Detections:
         """Runs the detector (the photo detector for a still image, if any) and keeps the
-        target kind above the threshold."""
+        target kind above the threshold.
+
+        Args:
+            image: ``(H, W, 3)`` uint8 RGB.
+            photo: A still image: detected with ``photo_detector`` if set.
+            frame_index: The frame's position in a video, for a detector whose search depends
+                on it (:class:`~realanon.interfaces.ScheduledSearch`).
+        """
         detector = self.photo_detector if photo and self.photo_detector is not None else self.detector
         if detector is None:
             raise ConfigError("this anonymizer has no detector; pass detections to each call")
+        if frame_index is not None and isinstance(detector, ScheduledSearch):
+            return self.select(detector.detect_frame(image, frame_index))
         return self.select(detector(image))
 
-    def detect_many(self, images: Sequence[np.ndarray]) -> list[Detections]:
-        """Equals ``[self.detect(im) for im in images]``, in one call when the detector batches.
+    def detect_many(self, images: Sequence[np.ndarray], frame_indices: Sequence[int] | None = None) -> list[Detections]:
+        """Equals ``[self.detect(im, frame_index=i) for im, i in zip(images, frame_indices)]``, in
+        one call when the detector batches.
 
         Uses the detector's ``detect_batch`` (see :class:`~realanon.interfaces.BatchDetector`)
         when it has one and calls it once per image otherwise.
@@ -141,9 +151,9 @@ class Anonymizer:
             found = list(self.detector.detect_batch(images))
             if len(found) != len(images):
                 raise ValueError(f"detect_batch returned {len(found)} results for {len(images)} images")
-        else:
-            found = [self.detector(image) for image in images]
-        return [self.select(detections) for detections in found]
+            return [self.select(detections) for detections in found]
+        indices: Sequence[int | None] = frame_indices if frame_indices is not None else [None] * len(images)
+        return [self.detect(image, frame_index=index) for image, index in zip(images, indices)]
 
     def select(self, detections: Detections) -> Detections:
         """Keeps the detections of the target kind that pass the threshold."""

@@ -163,7 +163,8 @@ class _FrameStage:
         """Detections (or the failure) of each frame: one batched call, or frame by frame if it raises."""
         if self.given is None and frames:
             try:
-                return [(d, None) for d in self.anonymizer.detect_many([image for _, image in frames])]
+                return [(d, None) for d in self.anonymizer.detect_many([image for _, image in frames],
+                                                                       [index for index, _ in frames])]
             except RealanonError:
                 raise
             except Exception:  # noqa: BLE001 - retry frame by frame so only failing frames are masked
@@ -175,7 +176,7 @@ class _FrameStage:
         try:
             if self.given is not None:
                 return self.anonymizer.select(self.given.get(self.input_path, index, size)), None
-            return self.anonymizer.detect(image), None
+            return self.anonymizer.detect(image, frame_index=index), None
         except RealanonError:
             raise
         except Exception as err:  # noqa: BLE001 - fail closed on anything the detector raises

@@ -132,8 +132,8 @@ def empty_street_frames(count: int) -> Iterator[np.ndarray]:
         yield plate[: FRAME_WH[1], x : x + FRAME_WH[0]].copy()
 
 
-def _heads() -> list[tuple[np.ndarray, np.ndarray, float]]:
-    """Head patches of every openpeople person (portrait and selfie): RGB, soft alpha, face height in px."""
+def _heads() -> list[tuple[np.ndarray, np.ndarray, Box]]:
+    """Head patches of every openpeople person (portrait and selfie): RGB, soft alpha, face box in the patch."""
     from realanon.media import openpeople_images
 
     heads = []
@@ -150,30 +150,47 @@ def _heads() -> list[tuple[np.ndarray, np.ndarray, float]]:
             ph, pw = patch.shape[:2]
             alpha = np.zeros((ph, pw), np.float32)
             cv2.ellipse(alpha, (int(cx - box[0]), int(cy - box[1])), (int(0.42 * pw), int(0.47 * ph)), 0, 0, 360, 1, -1)
-            heads.append((patch, cv2.GaussianBlur(alpha, (0, 0), 0.04 * ph), y2 - y1))
+            face = (x1 - box[0], y1 - box[1], x2 - box[0], y2 - box[1])
+            heads.append((patch, cv2.GaussianBlur(alpha, (0, 0), 0.04 * ph), face))
     return heads
 
 
-def crowd_frames(count: int, seed: int = 0) -> Iterator[np.ndarray]:
-    """``CROWD_FACES`` heads with 12-40 px faces walking across the face-free street."""
+def crowd_walk(count: int, seed: int = 0) -> Iterator[tuple[np.ndarray, list[tuple[Box, float]]]]:
+    """The crowd clip's frames, each with its faces: ``(box_xyxy, visible)``, where ``visible`` is
+    the share of the face box not hidden by the heads drawn over it (walkers cross each other)."""
     rng = np.random.default_rng(seed)
     plate, heads = street_plate(), _heads()
     walkers = []
     for k in range(CROWD_FACES):
-        patch, alpha, face_h = heads[k % len(heads)]
-        s = rng.uniform(*CROWD_FACE_PX) / face_h
+        patch, alpha, (fx1, fy1, fx2, fy2) = heads[k % len(heads)]
+        s = rng.uniform(*CROWD_FACE_PX) / (fy2 - fy1)
         small = cv2.resize(patch, None, fx=s, fy=s, interpolation=cv2.INTER_AREA)
         a = cv2.resize(alpha, (small.shape[1], small.shape[0]), interpolation=cv2.INTER_AREA)[..., None]
         y = rng.uniform(0.25, 0.9) * (FRAME_WH[1] - small.shape[0])
-        walkers.append((small, a, rng.uniform(0, FRAME_WH[0]), y, rng.choice([-1, 1]) * rng.uniform(1, 4)))
+        face = (fx1 * s, fy1 * s, fx2 * s, fy2 * s)
+        walkers.append((small, a, face, rng.uniform(0, FRAME_WH[0]), y, rng.choice([-1, 1]) * rng.uniform(1, 4)))
     for i in range(count):
         frame = plate.copy()
-        for small, a, x0, y, vx in walkers:
+        owner = np.full(frame.shape[:2], -1, dtype=np.int32)  # which walker's head is on top, per pixel
+        boxes = []
+        for k, (small, a, face, x0, y, vx) in enumerate(walkers):
             h, w = small.shape[:2]
             x = int((x0 + vx * i) % (FRAME_WH[0] - w))
             y0 = int(y + 2 * math.sin(i / 3 + x0))  # a walker's bob
             roi = frame[y0 : y0 + h, x : x + w].astype(np.float32)
             frame[y0 : y0 + h, x : x + w] = np.rint(a * small + (1 - a) * roi).astype(np.uint8)
+            owner[y0 : y0 + h, x : x + w][a[..., 0] > 0.5] = k
+            boxes.append((face[0] + x, face[1] + y0, face[2] + x, face[3] + y0))
+        faces = []
+        for k, (x1, y1, x2, y2) in enumerate(boxes):
+            inside = owner[int(y1) : int(np.ceil(y2)), int(x1) : int(np.ceil(x2))]
+            faces.append(((x1, y1, x2, y2), float((inside == k).mean()) if inside.size else 0.0))
+        yield frame, faces
+
+
+def crowd_frames(count: int, seed: int = 0) -> Iterator[np.ndarray]:
+    """``CROWD_FACES`` heads with 12-40 px faces walking across the face-free street."""
+    for frame, _ in crowd_walk(count, seed):
         yield frame
 
 

@@ -11,7 +11,7 @@ Commands (each prints a Markdown table; numbers go to docs/benchmarks.md):
         length. Sources: the clips of bench_clips.py (one large face, a crowd of 12-40 px faces, a
         face-free street; 1080p), or `film` / `astronaut` at --sizes (the older clips).
     python scripts/benchmark.py stages [--frames 60] [--source large-face]
-        Milliseconds per 1080p frame of each stage (decode, YUV -> RGB, detect, regions, generate,
+        Milliseconds per 1080p frame of each stage (decode, YUV -> RGB, detect, track, regions, generate,
         paste, RGB -> YUV, encode), one after another: where the time goes, for a regression check.
     python scripts/benchmark.py batching [--size 1080p] [--batches 1,4,8] [--device cpu]
         Milliseconds per frame of CenterFace detection and of `gan` generation (with compositing)
@@ -273,6 +273,7 @@ def cmd_stages(args: argparse.Namespace) -> None:
     from realanon.media import street_film_path
     from realanon.pipeline import DEFAULT_DETECTORS, build_anonymizer
     from realanon.regions import build_regions
+    from realanon.tracking import IoUTracker
 
     clips_dir = Path(args.work) / "clips"
     if args.source in CLIPS:
@@ -286,6 +287,7 @@ def cmd_stages(args: argparse.Namespace) -> None:
     anonymizer = build_anonymizer(AnonymizerConfig())  # `realanon anonymize CLIP`: face blur
     if isinstance(anonymizer.detector, TrackedSearch):  # as in a tracked video run (the default)
         anonymizer.detector.set_tracked(True)
+    tracker = IoUTracker()  # no look-ahead here: its few back-filled regions are left out
     times: dict[str, float] = {}
     cpu_times: dict[str, float] = {}
     regions_total = 0
@@ -310,7 +312,8 @@ def cmd_stages(args: argparse.Namespace) -> None:
             if frame is None:
                 break
             rgb = timed("yuv -> rgb", lambda f: f.to_ndarray(format="rgb24"), frame)
-            dets = timed(f"detect ({DEFAULT_DETECTORS['face']})", anonymizer.detect, rgb)
+            dets = timed(f"detect ({DEFAULT_DETECTORS['face']})", lambda im, k: anonymizer.detect(im, frame_index=k), rgb, i)
+            dets = timed("track", lambda d: tracker.update(d).detections, dets)
             regions = timed("regions (masks, feathering)", build_regions, dets, anonymizer.region_options)
             regions_total += len(regions)
             crops = timed("generate (crop + blur)", generate, rgb, regions, i)

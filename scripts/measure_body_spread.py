@@ -38,10 +38,13 @@ VARIANTS: dict[str, dict[str, Any]] = {
         "box_options": {"spread": 1, "pieces": False, "fit_tiles": True}, "video_detail_height": 96},
     "pieces, spread=1, video_detail_height=96": {"box_options": {"spread": 1, "pieces": True},
                                                 "video_detail_height": 96},
-    "spread=4, video_detail_height=96 (the default before 2026-12-02)": {"box_options": {"spread": 4, "pieces": False},
-                                                                         "video_detail_height": 96},
-    "spread=2": {"box_options": {"spread": 2, "pieces": False}},
-    "spread=6": {"box_options": {"spread": 6, "pieces": False}},
+    "spread=4, video_detail_height=96 (the default before 2026-12-02)": {
+        "box_options": {"spread": 4, "pieces": False, "follow": False}, "video_detail_height": 96},
+    "spread=2": {"box_options": {"spread": 2, "pieces": False, "follow": False}},
+    "spread=6": {"box_options": {"spread": 6, "pieces": False, "follow": False}},
+    # Tiles spread over frames, and crops around the people found before on every frame (follow).
+    "follow, spread=3": {"box_options": {"spread": 3, "pieces": False, "follow": True}},
+    "follow, spread=6": {"box_options": {"spread": 6, "pieces": False, "follow": True}},
 }
 
 

@@ -8,7 +8,7 @@ import pytest
 
 from realanon.composite import blend_uint8, mask_entire_frame, paste_regions
 from realanon.config import RegionOptions
-from realanon.generators.blur import GaussianBlur, blur_box
+from realanon.generators.blur import GaussianBlur, blur_box, gaussian_blur
 from realanon.generators.mask import MaskOut
 from realanon.regions import (
     FEATHER_FULL_RES_PX,
@@ -144,11 +144,11 @@ def reference_blur(crop: np.ndarray, sigma: float) -> np.ndarray:
     (edges replicated to whole blocks), blurred at sigma / k and scaled back up by k."""
     h, w = crop.shape[:2]
     if sigma <= 3.0:
-        return cv2.GaussianBlur(crop, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+        return gaussian_blur(crop, sigma)
     k = int(np.ceil(sigma / 3.0))
     padded = cv2.copyMakeBorder(crop, 0, -h % k, 0, -w % k, cv2.BORDER_REPLICATE)
     small = cv2.resize(padded, (padded.shape[1] // k, padded.shape[0] // k), interpolation=cv2.INTER_AREA)
-    small = cv2.GaussianBlur(small, (0, 0), sigma / k, borderType=cv2.BORDER_REPLICATE)
+    small = gaussian_blur(small, sigma / k)
     return cv2.resize(small, (padded.shape[1], padded.shape[0]), interpolation=cv2.INTER_LINEAR)[:h, :w]
 
 
@@ -159,6 +159,14 @@ def test_blur_of_the_box_equals_blurring_the_whole_crop(box, sigma, rng) -> None
     crop = cv2.GaussianBlur(rng.integers(0, 256, (150, 200, 3), dtype=np.uint8), (0, 0), 2)
     x1, y1, x2, y2 = box
     assert np.array_equal(blur_box(crop, box, sigma), reference_blur(crop, sigma)[y1:y2, x1:x2])
+
+
+@pytest.mark.parametrize(("size", "sigma"), [((30, 40), 1.0), ((60, 60), 2.5), ((150, 200), 3.0), ((20, 300), 1.7)])
+def test_gaussian_blur_is_within_2_levels_of_opencvs(size, sigma, rng) -> None:  # type: ignore[no-untyped-def]
+    image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+    ours = gaussian_blur(image, sigma).astype(int)
+    theirs = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 2 and np.abs(ours - theirs).mean() < 0.6
 
 
 def test_baselines_change_only_the_mask_box(rng) -> None:  # type: ignore[no-untyped-def]

@@ -5,7 +5,7 @@ NanoDet takes a fixed 416x416 input; CenterNet, cut before its own decoding (whi
 frame is searched once whole (letterboxed into the input, for people larger than a tile) and in
 overlapping square tiles sized so that a person ``min_height`` pixels tall (or, in frames under
 576 px tall, ``min_height_fraction`` of the frame height) still appears about
-:data:`_MIN_INPUT_HEIGHT` pixels tall in the network input, the smallest CenterNet found
+:data:`MIN_INPUT_HEIGHT` pixels tall in the network input, the smallest CenterNet found
 reliably on vtest.avi (``docs/regions.md``). Detections of all passes are merged by
 non-maximum suppression; a box cut by an inner tile edge is dropped when a box of another
 pass contains it. ``pieces=True`` searches fewer, larger rectangles instead (faster, leaks more);
@@ -14,30 +14,38 @@ different set of the people near the score threshold).
 
 In tracked video (``set_tracked(True)``, :class:`~realanon.interfaces.TrackedSearch`) the
 whole-frame pass runs on every frame and the tiles can be spread over ``spread`` frames (default
-1: every tile on every frame), one interleaved group per frame (:mod:`realanon.detectors.tile_spread`); the tracker carries the
-people of the other tiles in between. Photos and untracked video search every tile.
+1: every tile on every frame), one interleaved group per frame (:mod:`realanon.detectors.tile_spread`);
+with ``follow`` the people found before are looked for again on every frame in crops around them,
+and the tracker carries the people of the other tiles in between. Photos and untracked video
+search every tile. Where the regions lie and how each is scaled: :mod:`realanon.detectors.coco_tiles`.
 """
 
 from __future__ import annotations
 
-import math
 import threading
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-import cv2
 import numpy as np
 
-from realanon.detectors._boxes import box_iou, box_overlap_min, nms, tile_boxes
+from realanon.detectors._boxes import box_iou, box_overlap_min, nms
 from realanon.detectors.coco_decode import PERSON, decode_centernet, decode_nanodet
+from realanon.detectors.coco_tiles import (
+    MIN_INPUT_HEIGHT,
+    Region,
+    fit_scaled,
+    follow_regions,
+    frame_pieces,
+    frame_tiles,
+    letterbox,
+    pad_scaled,
+    tile_size_for,
+)
 from realanon.detectors.onnx_models import open_session
 from realanon.detectors.tile_spread import TileSpread
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections
 
-# CenterNet found 6/6 vtest walkers scaled to ~20 px tall in its 512-px input (docs/regions.md).
-_MIN_INPUT_HEIGHT = 20.0
-_PAD_VALUE = 114
 # Default tile groups in tracked video: 1, every tile on every frame. Spreading them over 4 frames
 # cost a third of the CPU but left 7 people-frames of 839 uncovered on the moving street film
 # where the whole search left 4 (scripts/measure_body_spread.py, docs/regions.md): a user's choice.
@@ -56,117 +64,54 @@ _CENTERNET_PERSON_ONLY = {"Const_30:0": PERSON + 1, "Const_31:0": PERSON + 1}
 # different set of the people near its threshold: against the square search as truth the street film
 # leaked 25 people-frames of 839 against 1 (scripts/measure_body_spread.py, docs/benchmarks.md). An option.
 FIT_TILES = False
-# A model of any input size searches pieces up to this many times a tile's side each way (frame_pieces).
-_PIECE_STRETCH = (1.25, 1.25)  # (height, width)
+
+# Following people between full searches (TiledPersonDetector follow): crops around people who appear
+# under FOLLOW_BELOW x MIN_INPUT_HEIGHT tall in the whole-frame pass, grown by FOLLOW_GROW x their height
+# on each side and at least FOLLOW_MIN_INPUT network pixels each way.
+FOLLOW = True
+FOLLOW_BELOW = 4.0
+FOLLOW_GROW = 0.5
+FOLLOW_MIN_INPUT = 128
 
 RunFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
-Region = tuple[int, int, int, int]
-
-
-def letterbox(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
-    """Resizes ``image`` to fit a ``size`` x ``size`` canvas (top-left aligned, grey padding); returns it and the scale."""
-    h, w = image.shape[:2]
-    scale = size / max(h, w)
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    canvas = np.full((size, size, 3), _PAD_VALUE, dtype=np.uint8)
-    canvas[:nh, :nw] = cv2.resize(image, (nw, nh), interpolation=interp)
-    return canvas, scale
-
-
-def tile_size_for(input_size: int, min_height: float) -> int:
-    """Tile side (frame pixels) at which a person ``min_height`` px tall fills :data:`_MIN_INPUT_HEIGHT` input px."""
-    return max(32, round(input_size * min_height / _MIN_INPUT_HEIGHT))
-
-
-def frame_tiles(size: tuple[int, int], input_size: int, min_height: float, overlap: float,
-                fit: bool = False) -> list[Region]:
-    """The tiles a frame of ``size`` ``(H, W)`` is searched in (none when one pass suffices).
-
-    Square tiles of the side :func:`tile_size_for` gives, or with ``fit`` the fewest rectangles
-    no larger than such a tile in either direction that share the frame evenly, neighbours
-    sharing at least ``overlap`` of a tile side, as the square tiles' neighbours do (a 1280x720
-    frame: 6 tiles of about 509x422 instead of 6 of 614x614, whose rows overlap by 508 px).
-    """
-    if min_height <= 0:
-        return []
-    tile = tile_size_for(input_size, min_height)
-    if tile >= max(size) * 0.95:
-        return []
-    if not fit:
-        return tile_boxes(size, tile, overlap)
-    ys, xs = (_spans(n, tile, overlap * tile) for n in size)
-    return [(x1, y1, x2, y2) for y1, y2 in ys for x1, x2 in xs]
-
-
-def frame_pieces(size: tuple[int, int], input_size: int, min_height: float, overlap: float) -> list[Region]:
-    """Rectangular pieces a frame of ``size`` ``(H, W)`` is searched in by a model of any input size.
-
-    Same scale and overlap (frame pixels) as :func:`frame_tiles`, but each piece may be up to
-    :data:`_PIECE_STRETCH` times the tile's side in each direction and the pieces share the frame
-    evenly, so fewer passes cover it (a 1280x720 frame: 2 pieces instead of 6 tiles). None when
-    one letterboxed pass suffices.
-    """
-    if min_height <= 0:
-        return []
-    tile = tile_size_for(input_size, min_height)
-    if tile >= max(size) * 0.95:
-        return []
-    ys, xs = (_spans(n, stretch * tile, overlap * tile) for n, stretch in zip(size, _PIECE_STRETCH))
-    return [(x1, y1, x2, y2) for y1, y2 in ys for x1, x2 in xs]
-
-
-def _spans(length: int, longest: float, overlap: float) -> list[tuple[int, int]]:
-    """Fewest equal spans no longer than ``longest`` covering ``length``, neighbours sharing ``overlap``."""
-    if length <= longest * 1.001:
-        return [(0, length)]
-    n = math.ceil((length - overlap) / (longest - overlap))
-    side = min(length, math.ceil((length + (n - 1) * overlap) / n))
-    starts = [round(i * (length - side) / (n - 1)) for i in range(n)]
-    return [(x, x + side) for x in starts]
-
-
-def fit_scaled(crop: np.ndarray, scale: float) -> tuple[np.ndarray, float, float]:
-    """``crop`` resized by about ``scale`` to sides that are multiples of 32; the x and y scales used."""
-    h, w = crop.shape[:2]
-    th, tw = max(32, math.ceil(h * scale / 32) * 32), max(32, math.ceil(w * scale / 32) * 32)
-    interp = cv2.INTER_AREA if tw < w else cv2.INTER_LINEAR
-    return cv2.resize(crop, (tw, th), interpolation=interp), tw / w, th / h
-
-
-def pad_scaled(crop: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
-    """``crop`` resized by ``scale``, padded (grey, right and bottom) to sides that are multiples of 32."""
-    h, w = crop.shape[:2]
-    nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    canvas = np.full((math.ceil(nh / 32) * 32, math.ceil(nw / 32) * 32, 3), _PAD_VALUE, dtype=np.uint8)
-    canvas[:nh, :nw] = cv2.resize(crop, (nw, nh), interpolation=interp)
-    return canvas, scale
 
 
 def search_regions(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequence[Region],
-                   all_tiles: Sequence[Region], nms_iou: float,
-                   piece_scale: float | None = None, fit_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Person boxes from one whole-frame pass plus the given ``tiles``, merged.
+                   all_tiles: Sequence[Region], nms_iou: float, piece_scale: float | None = None,
+                   fit_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Person boxes from one whole-frame pass plus the given ``tiles``, merged (see :func:`run_passes`)."""
+    return merge(*run_passes(image, run, input_size, tiles, all_tiles, piece_scale, fit_scale), nms_iou)
+
+
+def run_passes(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequence[Region],
+               all_tiles: Sequence[Region], piece_scale: float | None = None, fit_scale: float | None = None,
+               crops: Sequence[Region] = (), crop_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Person boxes (frame pixels), scores and cut flags of one whole-frame pass plus ``tiles`` and ``crops``.
+
+    A box is cut when it touches an inner edge of its region (the region's edge that is not the
+    frame's); :func:`merge` makes one box per person of them.
 
     ``all_tiles`` are the frame's tiles, searched now or on other calls: when only some are
-    searched (a spread search), a box cut by a searched tile's inner edge is dropped if it lies
-    whole inside another tile, which finds it uncut on its own turn. Each tile is letterboxed
+    searched (a spread search), a box cut by a searched region's inner edge is dropped if it lies
+    whole inside an unsearched tile, which finds it uncut on its own turn. Each tile is letterboxed
     into the square input, or, with ``piece_scale`` (a model of any input size and
     :func:`frame_pieces`), resized by that scale (:func:`fit_scaled`). With ``fit_scale`` (a
     model of any input size and fitted tiles) each tile is resized by ``fit_scale`` and padded
     only to multiples of 32 (:func:`pad_scaled`); the whole frame is still letterboxed into the
     square (without the padding, CenterNet scored people near its 0.25 threshold lower and
-    found fewer of them on 720p frames).
+    found fewer of them on 720p frames). ``crops`` (regions around people found on earlier
+    frames, :func:`follow_regions`; a model of any input size) are resized by ``crop_scale`` and
+    padded the same way.
     """
     h, w = image.shape[:2]
     boxes, scores, cut = [], [], []
-    for i, (rx1, ry1, rx2, ry2) in enumerate([(0, 0, w, h), *tiles]):
+    passes = [((0, 0, w, h), "whole"), *((t, "tile") for t in tiles), *((c, "crop") for c in crops)]
+    for (rx1, ry1, rx2, ry2), kind in passes:
         crop = image[ry1:ry2, rx1:rx2]
-        if i and piece_scale is not None:
+        if kind == "tile" and piece_scale is not None:
             canvas, sx, sy = fit_scaled(crop, piece_scale)
-        elif i and fit_scale is not None:
-            canvas, sx = pad_scaled(crop, fit_scale)
+        elif kind == "crop" or (kind == "tile" and fit_scale is not None):
+            canvas, sx = pad_scaled(crop, crop_scale if kind == "crop" else fit_scale)  # type: ignore[arg-type]
             sy = sx
         else:
             canvas, sx = letterbox(crop, input_size)
@@ -183,7 +128,7 @@ def search_regions(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequen
         unsearched = [t for t in all_tiles if t not in tiles]
         later = np.array([c[i] and _inside_any(b[i], unsearched) for i in range(len(b))], dtype=bool)
         b, s, c = b[~later], s[~later], c[~later]
-    return merge(b, s, c, nms_iou)
+    return b, s, c
 
 
 def _inside_any(box: np.ndarray, regions: Sequence[Region]) -> bool:
@@ -311,12 +256,16 @@ class TiledPersonDetector:
         fit_tiles: With a model of any input size (``any_size``), search fitted tiles
             (:func:`frame_tiles` ``fit``: same scale and least overlap as the square tiles, no
             redundant overlap; the whole-frame pass is unchanged).
+        follow: With ``spread`` above 1 in tracked video and a model of any input size, a call
+            that searches only some tiles also searches crops, at the tiles' scale, around the
+            people found on the previous calls who are too small for the whole-frame pass
+            (:func:`follow_regions`), so they are found afresh on every frame.
     """
 
     def __init__(self, model: PersonBoxModel, min_height: float = 24.0, overlap: float = 0.2,
                  nms_iou: float = 0.5, spread: int = SPREAD, cut_threshold: float = 20.0,
                  pieces: bool = False, min_height_fraction: float = MIN_HEIGHT_FRACTION,
-                 fit_tiles: bool = FIT_TILES) -> None:
+                 fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW) -> None:
         if not 0.0 <= overlap <= 0.9:
             raise ValueError(f"{model.name} overlap must be in [0, 0.9], got {overlap}")
         if not 0.0 <= min_height_fraction < 1.0:
@@ -328,7 +277,7 @@ class TiledPersonDetector:
         self.min_height_fraction = float(min_height_fraction)
         self.overlap = float(overlap)
         self.nms_iou = float(nms_iou)
-        self.schedule = TileSpread(spread, cut_threshold)
+        self.schedule = TileSpread(spread, cut_threshold, follow and bool(getattr(model, "any_size", False)))
         self.pieces = bool(pieces) and bool(getattr(model, "any_size", False))
         self.fit_tiles = bool(fit_tiles) and bool(getattr(model, "any_size", False)) and not self.pieces
         self._lock = threading.Lock()
@@ -344,12 +293,26 @@ class TiledPersonDetector:
         with self._lock:
             tiles = self.tile_regions((h, w))
             now = self.schedule.tiles_now(image, tiles)
-            scale = _MIN_INPUT_HEIGHT / self.min_height_at((h, w)) if self.pieces else None
-            fit = self.input_size / tile_size_for(self.input_size, self.min_height_at((h, w))) if self.fit_tiles else None
-            boxes, scores = search_regions(image, self.model, self.input_size, now, tiles, self.nms_iou, scale, fit)
+            scale = MIN_INPUT_HEIGHT / self.min_height_at((h, w)) if self.pieces else None
+            tile_scale = self.input_size / tile_size_for(self.input_size, self.min_height_at((h, w)))
+            fit = tile_scale if self.fit_tiles else None
+            crops = self.follow_crops((h, w), tile_scale) if len(now) < len(tiles) else []
+            b, s, c = run_passes(image, self.model, self.input_size, now, tiles, scale, fit, crops, tile_scale)
+            boxes, scores = merge(b[s >= self.min_score], s[s >= self.min_score], c[s >= self.min_score], self.nms_iou)
+            if self.schedule.follow:  # people and candidates scoring from follow_min_score are looked for again
+                followed = s >= self.follow_min_score
+                self.schedule.remember(merge(b[followed], s[followed], c[followed], self.nms_iou)[0])
         items = tuple(Detection(tuple(b), float(s), "body", source=self.name)  # type: ignore[arg-type]
                       for b, s in zip(boxes, scores))
         return Detections(items, (h, w))
+
+    def follow_crops(self, size: tuple[int, int], tile_scale: float) -> list[Region]:
+        """Crops around the followed people who appear under :data:`FOLLOW_BELOW` times
+        :data:`MIN_INPUT_HEIGHT` tall in the whole-frame pass (larger people it finds itself)."""
+        boxes = self.schedule.followed()
+        whole_scale = self.input_size / max(size)
+        small = boxes[(boxes[:, 3] - boxes[:, 1]) * whole_scale < FOLLOW_BELOW * MIN_INPUT_HEIGHT]
+        return follow_regions(small, size, FOLLOW_GROW, FOLLOW_MIN_INPUT / tile_scale)
 
     def min_height_at(self, size: tuple[int, int]) -> float:
         """The smallest person height (pixels) searched for in a frame of ``size`` ``(H, W)``."""
@@ -384,7 +347,7 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
                      threads: int | None = None, spread: int = SPREAD,
                      cut_threshold: float = 20.0, pieces: bool = False,
                      min_height_fraction: float = MIN_HEIGHT_FRACTION,
-                     fit_tiles: bool = FIT_TILES) -> TiledPersonDetector:
+                     fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW) -> TiledPersonDetector:
     """People found by the shipped CenterNet, tiled (the box stage of ``coco_person``).
 
     Args:
@@ -392,11 +355,11 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
         model: Shipped model name or an ONNX file with the same input and output.
         device: ``"cuda"`` uses onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
-        min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction, fit_tiles:
+        min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow:
             See :class:`TiledPersonDetector`.
     """
     return TiledPersonDetector(CenterNetBoxes(model, min_score, device, threads), min_height, overlap, nms_iou,
-                               spread, cut_threshold, pieces, min_height_fraction, fit_tiles)
+                               spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow)
 
 
 @register_detector("nanodet_person")

@@ -24,7 +24,8 @@ from typing import Any
 
 import numpy as np
 
-from realanon.detectors.person_masks import PersonMasks
+from realanon.detectors.coco_reuse import DetailReuse
+from realanon.detectors.person_masks import PersonMasks, disjoint_masks
 from realanon.interfaces import TrackedSearch
 from realanon.registry import DETECTORS, register_detector
 from realanon.structures import Detection, Detections
@@ -59,6 +60,9 @@ class CocoPersonDetector:
             keypoints and their box as the mask (a box holds the whole person; a segmentation of
             a person that small adds little and costs a network run per person). Photos and
             untracked video give every person keypoints and a segmented mask.
+        reuse_details: In tracked video only, a person whose box hardly changed since the
+            previous frame keeps that frame's keypoints and mask, moved with the box
+            (:class:`~realanon.detectors.coco_reuse.DetailReuse`; at most 4 frames in a row).
         device: ``"cuda"`` runs the ONNX stages with onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
     """
@@ -74,6 +78,7 @@ class CocoPersonDetector:
         mask_options: Mapping[str, Any] | None = None,
         max_people: int = 40,
         video_detail_height: float = 96.0,
+        reuse_details: bool = True,
         device: str = "cpu",
         threads: int | None = None,
     ) -> None:
@@ -88,6 +93,7 @@ class CocoPersonDetector:
             if not callable(getattr(self.keypoints, "refine", None)):
                 raise ValueError(f"coco_person keypoints stage {keypoints!r} has no refine(image, detections) method")
         self.masks = PersonMasks(method=masks, **dict(mask_options or {}))
+        self.reuse = DetailReuse() if reuse_details else None
 
     def __call__(self, image: np.ndarray) -> Detections:
         """Every person in an RGB ``(H, W, 3)`` uint8 image."""
@@ -97,15 +103,18 @@ class CocoPersonDetector:
         if self._tracked:  # small people in tracked video: box masks, no keypoints
             tail += [d for d in head if d.height < self.video_detail_height]
             head = [d for d in head if d.height >= self.video_detail_height]
+        ages = [0] * len(head)  # frames in a row each person's details were carried over
+        if self._tracked and self.reuse is not None:
+            head, ages = self.reuse.apply(head)
         dets = Detections(tuple(head), found.image_size)
         if self.keypoints is not None:
             dets = self.keypoints.refine(image, dets)
-        if tail:  # beyond max_people: box masks, made disjoint with the others below
-            box_masks = PersonMasks(method="box")
-            tail = [replace(d, mask=box_masks.mask_for(image, d)) for d in tail]
-            dets = Detections(dets.items + tuple(tail), found.image_size)
-        return self.masks(image, dets)
-
+        head = self.masks.add_masks(image, dets)
+        if self._tracked and self.reuse is not None:
+            self.reuse.remember(head, ages)
+        box_masks = PersonMasks(method="box")  # beyond max_people or small in tracked video
+        tail = [replace(d, mask=box_masks.mask_for(image, d)) for d in tail]
+        return Detections(tuple(disjoint_masks(head + tail)), found.image_size)
 
     def people(self, found: Detections) -> list[Detection]:
         """The box stage's people scoring at least ``min_score``, best first, as ``coco_person``'s."""
@@ -117,9 +126,13 @@ class CocoPersonDetector:
 
         When on, the box stage may spread its tile search over frames (when it has
         ``set_tracked``) and people shorter than ``video_detail_height`` get box masks.
-        Either way earlier frames are forgotten.
+        With ``reuse_details``, a person who hardly moved since the previous frame keeps that
+        frame's keypoints and mask (:mod:`realanon.detectors.coco_reuse`). Either way earlier
+        frames are forgotten.
         """
         self._tracked = bool(tracked)
+        if self.reuse is not None:
+            self.reuse.reset()
         if isinstance(self.boxes, TrackedSearch):
             self.boxes.set_tracked(tracked)
 

@@ -60,11 +60,13 @@ class PersonMasks:
         self._lock = threading.Lock()
 
     def __call__(self, image: np.ndarray, detections: Detections) -> Detections:
-        """The detections with masks; body detections that already have one keep it."""
-        size = detections.image_size
-        out = [det if det.kind != "body" or det.mask is not None else replace(det, mask=self.mask_for(image, det))
-               for det in detections]
-        return Detections(tuple(disjoint_masks(out)), size)
+        """The detections with disjoint masks; body detections that already have one keep it."""
+        return Detections(tuple(disjoint_masks(self.add_masks(image, detections))), detections.image_size)
+
+    def add_masks(self, image: np.ndarray, detections: Detections) -> list[Detection]:
+        """The detections with each person's own mask (not yet disjoint); those that have one keep it."""
+        return [det if det.kind != "body" or det.mask is not None else replace(det, mask=self.mask_for(image, det))
+                for det in detections]
 
     def mask_for(self, image: np.ndarray, det: Detection) -> np.ndarray:
         """The full-frame mask of one person."""

@@ -34,6 +34,14 @@ same CPU (``docs/regions.md``). This detector searches
   mean grey difference from the previous one, at 1/16 resolution, reaches ``cut_threshold``),
   a first frame or a new frame size searches the whole frame at once. Photos, untracked video
   and a detector never told it is tracked search every due cell on every call.
+* in tracked video without ``reuse_unchanged`` (the default), the finest scale (the frame's own
+  resolution: faces below about 24 px, most of the cost) is searched on every ``finest_every``-th
+  frame (default 2), the others at every other scale. :func:`realanon.video.anonymize_video` passes
+  each frame's index (``detect_frame``), so the schedule does not depend on which thread detects
+  which frame. A small face is then reported on every other frame: the tracker coasts it through
+  the frame between, and its look-ahead covers the frame before it is first found. Photos and
+  untracked video search every scale on every frame. Measured in ``docs/benchmarks.md``
+  (``scripts/measure_video_faces.py``).
 
 Landmarks: YuNet gives 5 points (eyes, nose tip, mouth corners). They are returned in
 mediapipe's ``face6`` layout, so regions and generators use them as they use mediapipe's:
@@ -112,6 +120,9 @@ class YuNetDetector:
             (vertical stripes searched in turn; 1: every due cell on every frame).
         cut_threshold: Mean absolute grey difference (0-255) from the previous frame, at 1/16
             resolution, from which a frame counts as a scene cut and is searched whole.
+        finest_every: In tracked video (without ``reuse_unchanged``), the finest of
+            ``fine_scales`` is searched on every this-many-th frame only (frame indices 0, n,
+            2n, ...); 1 searches it on every frame. See the module notes.
         device: ``"cuda..."`` runs the network with onnxruntime's CUDA provider when it has one.
         threads: onnxruntime threads for the network; None: see :class:`~realanon.detectors.yunet_onnx.YuNetNetwork`.
 
@@ -132,6 +143,7 @@ class YuNetDetector:
         nms_iou: float = 0.3,
         spread: int = 1,
         cut_threshold: float = 20.0,
+        finest_every: int = 2,
         device: str = "cpu",
         threads: int | None = None,
     ) -> None:
@@ -142,8 +154,9 @@ class YuNetDetector:
         if cell_size < 16 or cell_size % _BLOCK or search_margin < 0 or refresh_every < 0:
             raise ValueError(f"yunet cell_size must be a multiple of 8 >= 16, search_margin and refresh_every >= 0; "
                              f"got {cell_size}, {search_margin}, {refresh_every}")
-        if spread < 1 or cut_threshold < 0:
-            raise ValueError(f"yunet spread must be >= 1 and cut_threshold >= 0, got {spread}, {cut_threshold}")
+        if spread < 1 or finest_every < 1 or cut_threshold < 0:
+            raise ValueError(f"yunet spread and finest_every must be >= 1 and cut_threshold >= 0, "
+                             f"got {spread}, {finest_every}, {cut_threshold}")
         if threads is not None and threads < 1:
             raise ValueError(f"yunet threads must be >= 1, got {threads}")
         if not 0.0 <= min_score <= 1.0 or change_threshold < 0:
@@ -162,6 +175,7 @@ class YuNetDetector:
         self.nms_iou = float(nms_iou)
         self.spread = int(spread)
         self.cut_threshold = float(cut_threshold)
+        self.finest_every = int(finest_every)
         self._tracked = False  # set by the video path (set_tracked): only then is the search spread
         self._searched_grey: np.ndarray | None = None  # each pixel's grey level when last searched
         self._stale: np.ndarray | None = None  # cells due for a search though unchanged (refresh)
@@ -174,15 +188,28 @@ class YuNetDetector:
 
     def __call__(self, image: np.ndarray) -> Detections:
         """Detects faces in an RGB ``(H, W, 3)`` uint8 image."""
+        return self._detect(image, self.fine_scales)
+
+    def detect_frame(self, image: np.ndarray, frame_index: int) -> Detections:
+        """Detects faces in frame ``frame_index`` of a video: in tracked video (and without
+        ``reuse_unchanged``), the finest scale only on every ``finest_every``-th frame
+        (see :class:`~realanon.interfaces.ScheduledSearch`)."""
+        scales = self.fine_scales
+        if self._tracked and not self.reuse_unchanged and frame_index % self.finest_every and scales:
+            scales = tuple(s for s in scales if s != max(scales))
+        return self._detect(image, scales)
+
+    def _detect(self, image: np.ndarray, fine_scales: tuple[float, ...]) -> Detections:
         h, w = image.shape[:2]
         coarse_scale = min(1.0, self.coarse_size / max(h, w))
-        pyramid = _Pyramid(image, [coarse_scale, *self.fine_scales])
+        fine_scales = tuple(f for f in fine_scales if f > coarse_scale)
+        pyramid = _Pyramid(image, [coarse_scale, *fine_scales])
         found = self._search(pyramid, (0, 0, w, h), coarse_scale)
-        if any(f > coarse_scale for f in self.fine_scales) and self.reuse_unchanged:
+        if fine_scales and self.reuse_unchanged:
             with self._lock:
                 found += self._fine_search(pyramid)
-        elif any(f > coarse_scale for f in self.fine_scales):  # the default: the whole frame at every scale
-            for scale in self.fine_scales:
+        else:  # the default: the whole frame at every scale
+            for scale in fine_scales:
                 found += self._search(pyramid, (0, 0, w, h), scale)
         found = nms_detections(found, self.nms_iou, nested_threshold=0.7)
         return Detections(tuple(found), (h, w))

@@ -32,6 +32,9 @@ PARTS = ("l_thigh", "r_thigh", "l_shin", "r_shin", "torso",
 VISIBLE = 0.3
 # A limb seen end-on is never squashed below this fraction of the body scale.
 _MIN_ALONG = 0.35
+# A person known only by its box spans this share of the box's width, spreading its feet and
+# hands at most this share of its height to each side (see box_pose).
+_FILL_WIDTH, _MAX_SPREAD = 0.85, 0.2
 
 
 def visible(kp: np.ndarray, *indices: int) -> bool:
@@ -156,7 +159,8 @@ def part_transforms(donor: np.ndarray, target: np.ndarray) -> dict[str, np.ndarr
     """One donor -> target affine per part (see :data:`PARTS`), or None without a torso.
 
     The torso is fitted to the four torso keypoints; each limb maps its bone exactly when both
-    ends are visible in donor and target, and otherwise moves with the part it hangs from.
+    ends are visible in donor and target, and otherwise moves with the part it hangs from. A
+    limb the donor hides but the target shows maps its mirror limb's bone (:func:`borrowed_limbs`).
     The head is moved with the torso, translated so the donor's nose lands on the target's.
 
     Args:
@@ -174,10 +178,12 @@ def part_transforms(donor: np.ndarray, target: np.ndarray) -> dict[str, np.ndarr
         # Side views put the four points nearly on a line: an affine squashes or shears; keep a similarity.
         torso = similarity_lstsq(donor[idx, :2], target[idx, :2])
     out = {"torso": torso}
+    sources = borrowed_limbs(donor, target)
     for name in ("l_upper_arm", "r_upper_arm", "l_thigh", "r_thigh", "l_lower_arm", "r_lower_arm", "l_shin", "r_shin"):
         i, j, parent = LIMBS[name]
-        if visible(donor, i, j) and visible(target, i, j):
-            out[name] = bone_affine(donor[i, :2], donor[j, :2], target[i, :2], target[j, :2], scale)
+        si, sj, _ = LIMBS[sources.get(name, name)]
+        if visible(donor, si, sj) and visible(target, i, j):
+            out[name] = bone_affine(donor[si, :2], donor[sj, :2], target[i, :2], target[j, :2], scale)
         else:
             out[name] = out[parent]
     head = out["torso"].copy()
@@ -189,6 +195,33 @@ def part_transforms(donor: np.ndarray, target: np.ndarray) -> dict[str, np.ndarr
         if np.linalg.norm(shift) < 0.5 * t_len:
             head[:, 2] += shift
     out["head"] = head
+    return out
+
+
+def mirror_limb(name: str) -> str:
+    """The other side's limb: ``"l_shin"`` -> ``"r_shin"``."""
+    return ("r" if name[0] == "l" else "l") + name[1:]
+
+
+def borrowed_limbs(donor: np.ndarray, target: np.ndarray) -> dict[str, str]:
+    """Limbs the donor hides but the target shows, each to be drawn from its mirror limb's pixels.
+
+    The bank's side views show one arm and one leg; a person walking past the camera shows
+    both legs apart. Without this the far leg is missing and the walker becomes a one-legged,
+    leaning stick.
+
+    Args:
+        donor: ``(17, 3)`` donor keypoints (left/right aligned with the target's).
+        target: ``(17, 3)`` target keypoints.
+
+    Returns:
+        Limb name -> the limb whose pixels stand in for it (see :data:`LIMBS`).
+    """
+    out = {}
+    for name, (i, j, _) in LIMBS.items():
+        mi, mj, _ = LIMBS[mirror_limb(name)]
+        if not visible(donor, i, j) and visible(target, i, j) and visible(donor, mi, mj):
+            out[name] = mirror_limb(name)
     return out
 
 
@@ -221,22 +254,56 @@ def part_labels(donor: np.ndarray, mask: np.ndarray) -> np.ndarray:
     return labels
 
 
-def whole_transform(donor_kp: np.ndarray, donor_alpha: np.ndarray, mask: np.ndarray, target_kp: np.ndarray | None,
-                    margin: float) -> np.ndarray:
-    """Whole-person affine (no usable torso): the donor's matte box fitted into the target's box.
-
-    The target's box is the replace-mask's extent shrunk by ``margin`` of its height on each side
-    (the mask is the person grown by a margin), widened to any visible keypoints.
-    """
+def target_box(mask: np.ndarray, target_kp: np.ndarray | None, margin: float) -> tuple[float, float, float, float]:
+    """The person's box from its replace-mask: the mask's extent shrunk by ``margin`` of its height on
+    each side (the mask is the person grown by a margin), widened to any visible keypoints."""
     x1, y1, x2, y2 = (float(v) for v in mask_bbox(mask))
     inset = margin * (y2 - y1) / (1.0 + 2.0 * margin)
     box = (x1 + inset, y1 + inset, x2 - inset, y2 - inset)
-    if target_kp is not None and (target_kp[:, 2] > 0.3).sum() >= 2:
-        pts = target_kp[target_kp[:, 2] > 0.3, :2]
+    if target_kp is not None and (target_kp[:, 2] > VISIBLE).sum() >= 2:
+        pts = target_kp[target_kp[:, 2] > VISIBLE, :2]
         box = (min(box[0], pts[:, 0].min()), min(box[1], pts[:, 1].min()),
                max(box[2], pts[:, 0].max()), max(box[3], pts[:, 1].max()))
+    return box
+
+
+def whole_transform(donor_kp: np.ndarray, donor_alpha: np.ndarray, mask: np.ndarray, target_kp: np.ndarray | None,
+                    margin: float) -> np.ndarray:
+    """Whole-person affine: the donor's matte box fitted into the target's box (:func:`target_box`)."""
     src = mask_bbox(donor_alpha > 127)
-    return box_affine(tuple(float(v) for v in src), box)  # type: ignore[arg-type]
+    return box_affine(tuple(float(v) for v in src), target_box(mask, target_kp, margin))  # type: ignore[arg-type]
+
+
+def box_pose(donor_kp: np.ndarray, donor_mask: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+    """``(17, 3)`` keypoints for a person known only by its box: the donor standing in it, limbs spread to its width.
+
+    The bank's donors stand upright with their arms down (a quarter as wide as tall), while a
+    walking person's box is half as wide as tall or more (stride, swinging arms). A donor only
+    fitted by height would fill part of the box; here its feet move out (the knees half as far,
+    the hands and elbows a half and a quarter, as arms swing less than legs stride) until the
+    figure spans ``_FILL_WIDTH`` of the box, at most ``_MAX_SPREAD`` of its height per side, so
+    the limb-by-limb warp poses it in the box.
+
+    Args:
+        donor_kp: ``(17, 3)`` donor keypoints.
+        donor_mask: ``(h, w)`` bool donor matte.
+        box: Target ``(x1, y1, x2, y2)``.
+    """
+    src = tuple(float(v) for v in mask_bbox(donor_mask))
+    m = box_affine(src, box)  # type: ignore[arg-type]
+    out = donor_kp.astype(np.float32).copy()
+    out[:, :2] = apply_affine(m, donor_kp[:, :2])
+    height, width = box[3] - box[1], box[2] - box[0]
+    spare = 0.5 * (_FILL_WIDTH * width - m[0, 0] * (src[2] - src[0]))
+    spread = min(spare, _MAX_SPREAD * height)
+    if spread <= 0 or not visible(donor_kp, 11, 12):
+        return out
+    # The person's left side (odd COCO indices from the shoulders down) lies on this side of the image.
+    left_side = 1.0 if donor_kp[11, 0] >= donor_kp[12, 0] else -1.0
+    for joints, share in (((15, 16), 1.0), ((13, 14), 0.5), ((9, 10), 0.5), ((7, 8), 0.25)):
+        for joint, side in zip(joints, (left_side, -left_side)):
+            out[joint, 0] += side * share * spread
+    return out
 
 
 def keypoints_after(transforms: dict[str, np.ndarray], donor_kp: np.ndarray) -> np.ndarray:

@@ -12,8 +12,9 @@ from the openpeople package (MIT; 10 synthetic people). For every face region th
    and head outline (:mod:`~realanon.generators.face_render`); ``mode="head"`` pastes the main
    donor's whole head, hair included;
 4. in ``mode="face"``, describes each rendered face and redraws it while dlib finds it close to
-   the person or to another face of the frame, ending in a flat fill when nothing else is
-   private (:mod:`~realanon.generators.face_check`); a video track's settled face is reused.
+   the person or to another face of the frame, through whole heads and covers of the whole mask
+   to a flat fill, itself checked (:mod:`~realanon.generators.face_check`); a video track's
+   settled face is reused.
 
 Without a mesh (tiny, blurred or occluded faces) the blend is placed by the eye keypoints or the
 replace-mask's extent and faded in softly; the face box is always fully replaced.
@@ -36,6 +37,7 @@ from realanon.generators.face_check import (
     Settled,
     TrackFace,
     TrackMemory,
+    eye_roll,
     face_box,
     face_look,
     frame_groups,
@@ -44,15 +46,18 @@ from realanon.generators.face_check import (
 )
 from realanon.generators.face_choice import IdentityChooser, pool_candidate
 from realanon.generators.face_identity import FaceDescriber, Identity, assign_identities
+from realanon.generators.face_keep import FaceKeeper
 from realanon.generators.face_pool import shipped_pool_table
 from realanon.generators.face_render import (
+    OPAQUE_RAMP,
     DonorSet,
     canonical_face,
+    draw_inner_face,
     face_anchors,
     face_span,
     fill_face,
     oval_box,
-    replace_inner_face,
+    plan_inner_face,
     replace_without_mesh,
 )
 from realanon.generators.face_warp import FaceMesher, head_pose, mesh_groups
@@ -97,8 +102,8 @@ class DonorFaceSwap:
         verify_distance: In ``mode="face"``, each rendered face is described (dlib, in its face
             box) and redrawn while it is closer than this to the original: the seed's next
             identities (``VERIFY_TRIES`` in all), then a whole head, then a cover of the face box,
-            then a flat fill, which always passes (see :mod:`~realanon.generators.face_check`);
-            0 turns this off.
+            then opaque covers of the whole mask, then a flat fill, and when even that is close,
+            the least close of them (see :mod:`~realanon.generators.face_check`); 0 turns this off.
         twin_distance: In ``mode="face"``, a rendered face closer than this to a face already
             drawn in the same frame is redrawn the same way (never as far as the fill); 0 turns
             this off.
@@ -223,7 +228,8 @@ class DonorFaceSwap:
 
     @cached_property
     def steps(self) -> Counter[str]:
-        """How many faces were drawn by each step so far (``"face"``, ``"head"``, ``"cover"``, ``"fill"``)."""
+        """How many faces were drawn by each step so far (``"face"``, ``"head"``, ``"cover"``, ``"opaque"``,
+        ``"fill"``)."""
         return Counter()
 
     @cached_property
@@ -231,16 +237,17 @@ class DonorFaceSwap:
         """Each video track's settled face (see :class:`TrackMemory`)."""
         return TrackMemory(self.recheck_frames)
 
-    def describe_face(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray:
-        """Descriptor of the face in ``crop``'s face box (see :func:`face_box`)."""
-        return self.describer.describe(crop, face_box(mask))
+    def describe_face(self, crop: np.ndarray, mask: np.ndarray, roll: float = 0.0) -> np.ndarray:
+        """Descriptor of the face in ``crop``'s face box (see :func:`face_box`; ``roll`` in radians)."""
+        return self.describer.describe(crop, face_box(mask, roll))
 
-    def originals(self, crops: list[np.ndarray], masks: list[np.ndarray],
+    def originals(self, crops: list[np.ndarray], masks: list[np.ndarray], rolls: list[float],
                   known: list[TrackFace | None]) -> list[np.ndarray | None]:
         """Descriptor of each original face (a track's remembered one while valid; None with no check)."""
         if self.min_distance <= 0 and not self.checks:
             return [None] * len(crops)
-        return [k.original if k is not None else self.describe_face(c, m) for c, m, k in zip(crops, masks, known)]
+        return [k.original if k is not None else self.describe_face(c, m, r)
+                for c, m, r, k in zip(crops, masks, rolls, known)]
 
     def choose_identities(self, seeds: tuple[int, ...] | list[int], crops: list[np.ndarray],
                           targets: list[np.ndarray | None]) -> list[Identity]:
@@ -262,16 +269,19 @@ class DonorFaceSwap:
         """The replaced faces of one frame's regions."""
         n = len(batch)
         tracked = batch.tracked or (False,) * n
-        targets = [self.find_target(c, m) if m.any() else None for c, m in zip(batch.crops, batch.replace_masks)]
+        anchors = [face_anchors(k, lay) for k, lay in zip(batch.keypoints, batch.keypoint_layouts)]
+        rolls = [eye_roll(a) for a in anchors]
+        boxes = [face_box(m, r) for m, r in zip(batch.replace_masks, rolls)]
+        self.keeper.new_frame()
+        targets = [self.track_target(*a) for a in zip(batch.seeds, batch.crops, batch.replace_masks, boxes, tracked)]
         yaws = [None if t is None else float(head_pose(t)[0]) for t in targets]
-        looks = [face_look(c, face_box(m)) if m.any() else np.zeros(1, np.float32)
-                 for c, m in zip(batch.crops, batch.replace_masks)]
+        looks = [face_look(c, b) if m.any() else np.zeros(1, np.float32)
+                 for c, m, b in zip(batch.crops, batch.replace_masks, boxes)]
         known = [self.tracks.valid(s, self.chooser.by_seed.get(s), y, k) if tr and self.checks else None
                  for s, y, k, tr in zip(batch.seeds, yaws, looks, tracked)]
-        originals = self.originals(list(batch.crops), list(batch.replace_masks), known)
+        originals = self.originals(list(batch.crops), list(batch.replace_masks), rolls, known)
         found = [d for d in originals if d is not None]
         identities = self.chooser.choose_around(list(batch.seeds), found, [None if k is None else k.number for k in known])
-        anchors = [face_anchors(k, lay) for k, lay in zip(batch.keypoints, batch.keypoint_layouts)]
         args = [(c, m, a, s, i, t) for c, m, a, s, i, t in zip(batch.crops, batch.replace_masks, anchors,
                                                                batch.seeds, identities, targets)]
         if not self.checks:
@@ -308,7 +318,7 @@ class DonorFaceSwap:
             return True
 
         return settle_face(lambda step: self.render(crop, mask, face6, seed, current[0], target, step=step),
-                           lambda out: self.describe_face(out, mask), redraw, lambda: fill_face(crop, mask),
+                           lambda out: self.describe_face(out, mask, eye_roll(face6)), redraw, lambda: fill_face(crop, mask),
                            scene, drawn, self.verify_distance, self.twin_distance, VERIFY_TRIES)
 
     def swap(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,
@@ -340,7 +350,7 @@ class DonorFaceSwap:
 
         ``step`` (see :mod:`~realanon.generators.face_check`): ``"face"`` draws as ``mode`` says,
         ``"head"`` a whole head, ``"cover"`` the meshless replacement over the whole face box,
-        ``"fill"`` no face at all.
+        ``"opaque"`` a face opaque over the whole mask, placed by the mask alone, ``"fill"`` no face at all.
         """
         if not mask.any():
             return crop.copy()
@@ -358,11 +368,29 @@ class DonorFaceSwap:
             face_px = face_span(target) if target is not None else float(np.ptp(np.flatnonzero(mask.any(axis=1))))
             scale = 1.0 if self.mode == "head" else min(1.0, HEAD_WORK_FACE_PX / max(face_px, 1.0))
             return draw_scaled(head, crop, mask, target, face6, scale)
+        if target is not None and step == "face":
+            plan = self.keeper.plan(seed, identity, crop.shape, lambda: plan_inner_face(
+                crop, mask, target, self.donor_set(identity, crop, target), float(self.keep_shape or 0.0),
+                self.keep_features, self.work_face_px))
+            return crop.copy() if plan is None else draw_inner_face(crop, mask, plan, seed)
         donors = self.donor_set(identity, crop, target)
-        if target is None or step == "cover":
-            return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
-        return replace_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,
-                                  self.work_face_px, seed)
+        if step == "opaque":
+            return replace_without_mesh(crop, mask, None, donors, self.work_face_px, seed, OPAQUE_RAMP)
+        return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
+
+    @cached_property
+    def keeper(self) -> FaceKeeper:
+        """Each video track's face mesh and planned face, reused while its face stays put (see :class:`FaceKeeper`)."""
+        return FaceKeeper()
+
+    def track_target(self, seed: int, crop: np.ndarray, mask: np.ndarray,
+                     box_xyxy: tuple[float, float, float, float], tracked: bool) -> np.ndarray | None:
+        """The face mesh of a region (see :meth:`find_target`); a video track's is reused while its face stays put."""
+        if not mask.any():
+            return None
+        if not tracked:
+            return self.find_target(crop, mask)
+        return self.keeper.target(seed, crop, box_xyxy, lambda: self.find_target(crop, mask))
 
     def find_target(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
         """The face mesh of the masked face, or None when none is found or it is not that face.

@@ -39,7 +39,17 @@ from realanon.generators.body_clothes import (
     thicken_clothes,
 )
 from realanon.generators.body_fill import fill_background
-from realanon.generators.body_warp import PARTS, align_sides, part_labels, part_transforms, view_of, whole_transform
+from realanon.generators.body_warp import (
+    PARTS,
+    align_sides,
+    borrowed_limbs,
+    box_pose,
+    part_labels,
+    part_transforms,
+    target_box,
+    view_of,
+    whole_transform,
+)
 from realanon.paths import project_dir
 from realanon.postprocess.histogram import from_color_space, to_color_space
 from realanon.structures import GenerationBatch
@@ -50,7 +60,12 @@ _FALLBACK_VIEWS = {"front": ("front", "left", "right", "back"), "back": ("back",
                    "left": ("left", "front", "right", "back"), "right": ("right", "front", "left", "back")}
 # The scene's light is taken this far (0 = donor's studio light, 1 = the scene's statistics): a
 # little, as the scene around a person (road, grass) says more about its own colour than the light.
-_LIGHT_FIT, _CAST_FIT = 0.15, 0.5
+_LIGHT_FIT, _CAST_FIT = 0.0, 0.5
+# A scene whose 90th-percentile CIELAB chroma is below the first value is grey (a film): donors
+# lose their colour there; above the second (colour footage, even a grey road) they keep it all.
+_GREY_CHROMA = (3.0, 10.0)
+# A limb borrowed from the other side (the far leg of a side view) is this much darker: it is in shade.
+_FAR_SHADE = 0.8
 # Blurs tried to give the donor the scene's sharpness (pixels at the target's scale).
 _BLUR_SIGMAS = (0.0, 0.4, 0.7, 1.0)
 
@@ -103,8 +118,9 @@ def fit_light(layer: np.ndarray, alpha: np.ndarray, scene: np.ndarray, light_fit
     """The layer's brightness, contrast and colour cast moved towards the scene's.
 
     Works on CIELAB statistics (the harmonizer's colour conversions): the lightness mean and
-    spread move ``light_fit`` of the way to the scene's, and the scene's colour cast (its
-    mean a/b away from neutral) is added by ``_CAST_FIT``; the clothes keep their own colours.
+    spread move ``light_fit`` of the way to the scene's, the chroma is muted in a grey scene
+    (:func:`scene_colourfulness`) and the light's colour cast (:func:`light_cast`) is added by
+    ``_CAST_FIT``; the clothes keep their own colours.
 
     Args:
         layer: ``(h, w, 3)`` uint8 RGB donor layer.
@@ -120,10 +136,33 @@ def fit_light(layer: np.ndarray, alpha: np.ndarray, scene: np.ndarray, light_fit
     target_mu = mu + light_fit * (ref[:, 0].mean() - mu)
     gain = float(np.clip(ref[:, 0].std() / sd, 0.6, 1.4)) ** light_fit
     lab[..., 0] = (lab[..., 0] - mu) * gain + target_mu
-    # A grey or faded scene (old film, dusk CCTV) gets a correspondingly muted person.
-    chroma = float(np.clip(ref[:, 1:].std() / (lab[..., 1:][sel].std() + 1e-3), 0.0, 1.0))
-    lab[..., 1:] = (lab[..., 1:] - 128.0) * chroma + 128.0 + _CAST_FIT * (ref[:, 1:].mean(axis=0) - 128.0)
+    lab[..., 1:] = (lab[..., 1:] - 128.0) * scene_colourfulness(ref) + 128.0 + _CAST_FIT * light_cast(ref)
     return np.asarray(from_color_space(np.clip(np.rint(lab), 0, 255).astype(np.uint8), "lab"), np.uint8)
+
+
+def scene_colourfulness(scene_lab: np.ndarray) -> float:
+    """How much of a donor's colour the scene allows, in [0, 1]: 0 in a grey film, 1 in any colour footage.
+
+    A grey road around a person in colour CCTV has little chroma spread, yet its people wear
+    colours; only a scene with (almost) no chroma anywhere (90th percentile under
+    ``_GREY_CHROMA``) mutes them.
+
+    Args:
+        scene_lab: ``(m, 3)`` float32 OpenCV CIELAB scene pixels (a, b centred on 128).
+    """
+    chroma = np.hypot(scene_lab[:, 1] - 128.0, scene_lab[:, 2] - 128.0)
+    return float(np.clip((np.percentile(chroma, 90) - _GREY_CHROMA[0]) / (_GREY_CHROMA[1] - _GREY_CHROMA[0]), 0.0, 1.0))
+
+
+def light_cast(scene_lab: np.ndarray) -> np.ndarray:
+    """``(2,)`` the light's colour cast (a, b away from neutral): the mean of the scene's least colourful half.
+
+    Grass or a red wall around a person is the colour of the surface, not of the light; the
+    nearly neutral surfaces (road, walls, sky) show the light's cast.
+    """
+    ab = scene_lab[:, 1:] - 128.0
+    chroma = np.hypot(ab[:, 0], ab[:, 1])
+    return np.asarray(ab[chroma <= np.median(chroma)].mean(axis=0), np.float32)
 
 
 def scene_blur_sigma(colour: np.ndarray, cover: np.ndarray, scene: np.ndarray, scene_mask: np.ndarray) -> float:
@@ -153,7 +192,7 @@ def _detail(gray: np.ndarray, where: np.ndarray) -> float:
 
 
 def render_parts(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, transforms: dict[str, np.ndarray],
-                 size_hw: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+                 size_hw: tuple[int, int], sources: dict[str, str] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Warps each part by its affine and stacks them back to front.
 
     Args:
@@ -162,16 +201,19 @@ def render_parts(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, transfor
         parts: ``(h, w)`` int8 part index per pixel (see :func:`body_warp.part_labels`).
         transforms: Part name -> ``(2, 3)`` donor -> target affine.
         size_hw: Output ``(height, width)``.
+        sources: Limbs drawn from another limb's pixels (:func:`body_warp.borrowed_limbs`): the
+            far side's, drawn first (behind everything) and in shade (``_FAR_SHADE``).
 
     Returns:
         ``(H, W, 3)`` float32 colour premultiplied by coverage, and ``(H, W)`` float32 coverage in [0, 1].
     """
     h, w = size_hw
+    sources = sources or {}
     colour = np.zeros((h, w, 3), np.float32)
     cover = np.zeros((h, w), np.float32)
     grow = np.ones((3, 3), np.uint8)
-    for k, name in enumerate(PARTS):
-        own = parts == k
+    for name in sorted(PARTS, key=lambda n: n not in sources):  # stable: borrowed limbs first
+        own = parts == PARTS.index(sources.get(name, name))
         if not own.any():
             continue
         # Parts overlap a little at the joints so no seam opens when a joint bends.
@@ -179,6 +221,8 @@ def render_parts(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, transfor
         m = transforms[name].astype(np.float32)
         a = cv2.warpAffine(part_alpha, m, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0.0,))
         c = cv2.warpAffine(rgb, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        if name in sources:
+            c = c.astype(np.float32) * _FAR_SHADE
         colour = a[..., None] * c + (1.0 - a[..., None]) * colour
         cover = a + (1.0 - a) * cover
     return colour, cover
@@ -277,11 +321,16 @@ class DonorBody:
         rgb, alpha = self.donors.image(index), self.donors.alpha[index]
         labels, donor_kp = self.donors.labels[index], self.donors.keypoints[index].copy()
         transforms = part_transforms(align_sides(donor_kp, kp), kp) if kp is not None else None
+        sources: dict[str, str] = {}
+        if transforms is not None:
+            donor_kp = align_sides(donor_kp, kp)  # type: ignore[arg-type]
+            sources = borrowed_limbs(donor_kp, kp)  # type: ignore[arg-type]
+        else:  # no usable pose: the donor posed to fill the person's box
+            box = target_box(mask, kp, self.body_margin)
+            transforms = part_transforms(donor_kp, box_pose(donor_kp, alpha > 127, box))
         if transforms is None:
             m = whole_transform(donor_kp, alpha, mask, kp, self.body_margin)
             transforms = {name: m for name in PARTS}
-        else:
-            donor_kp = align_sides(donor_kp, kp)  # type: ignore[arg-type]
         # Shrink the donor close to its size on screen first, so the warp does not alias.
         scale = float(np.sqrt(abs(np.linalg.det(transforms["torso"][:, :2]))))
         f = min(1.0, 1.5 * scale)
@@ -302,4 +351,4 @@ class DonorBody:
             height = float(np.ptp(np.nonzero(alpha > 127)[0])) if (alpha > 127).any() else 0.0
             rgb, alpha, parts = thicken_clothes(rgb, alpha, parts, dressed_pixels(labels, parts, identity),
                                                 identity.bulk * height)
-        return render_parts(rgb, alpha.astype(np.float32) / 255.0, parts, transforms, size_hw)
+        return render_parts(rgb, alpha.astype(np.float32) / 255.0, parts, transforms, size_hw, sources)

@@ -14,8 +14,11 @@ One too close to any gets, in turn (:func:`settle_face`):
    already drawn gets the seed's next identities as heads too (``head_tries`` in all): other
    hair changes what dlib sees more than any inner face can;
 3. a replacement covering the whole face box (``"cover"``, as for faces without a mesh);
-4. when even that is the person for dlib, a flat fill of the face (``"fill"``): a face that
-   cannot be changed enough is still covered (fail closed). A twin alone never leads to a fill.
+4. a donor face drawn opaque over the whole replace-mask (``"opaque"``, ``opaque_tries``
+   identities): the person's own outline and hair inside the mask's margin go too;
+5. a flat fill of the face (``"fill"``), described like the others: kept hair around a flat
+   oval can still be the person for dlib, and then the least close of everything drawn is kept
+   (fail closed: never the original face). A twin alone never leads past step 3.
 
 A video track's settled face is remembered (:class:`TrackMemory`): while the track keeps its
 identity, its face looks like it did on the track's previous frame (:func:`face_look`; track ids
@@ -26,6 +29,7 @@ describing anything.
 
 from __future__ import annotations
 
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -37,6 +41,8 @@ from realanon.structures import GenerationBatch
 
 # Steps after the identities of a seed are used up; "face" is the normal inner-face render.
 ESCALATION = ("head", "cover")
+# Identities tried as opaque covers of the whole replace-mask (after the cover) at most.
+OPAQUE_TRIES = 3
 # Whole heads tried per face at most when they are private but twins of faces already drawn.
 HEAD_TRIES = 4
 # A track's face is checked again when its head turned by more than this (degrees of yaw) since.
@@ -45,20 +51,59 @@ RECHECK_YAW = 20.0
 # previous frame, or its size changed by more than this factor.
 SAME_LOOK, SAME_SIZE = 0.8, 1.25
 _LOOK_PX = 16
-# Where the face box lies in the replace-mask's box, as shares of its size in from the left, top,
-# right and bottom: the default ellipse grows the box by ``face_margin`` = 0.25 on each side after
-# adding a quarter of its height above (forehead). Faces are described there, as evaluators do.
-DESCRIBE_INSET = (1 / 6, 0.3, 1 / 6, 1 / 6)
+# How the default face replace-mask is drawn around a detection box (``RegionOptions``): an
+# ellipse with a quarter of the box's height added above (forehead), grown by ``face_margin`` =
+# 0.25 on each side, turned with the eyes. Faces are described in that box, as evaluators do.
+MASK_MARGIN, MASK_FOREHEAD = 0.25, 0.25
 # A mask's extreme row or column wider than this share of its box was cut by the frame's edge.
 CUT_EDGE = 0.3
 
 
-def face_box(mask: np.ndarray) -> tuple[float, float, float, float]:
-    """The face box of a replace-mask: its box (see :func:`mask_extent`) inset by ``DESCRIBE_INSET``."""
+def face_box(mask: np.ndarray, roll: float = 0.0) -> tuple[float, float, float, float]:
+    """The detection box a default face replace-mask was drawn around (see ``MASK_MARGIN``).
+
+    Args:
+        mask: ``(h, w)`` bool replace-mask.
+        roll: In-plane turn of the face in radians (see :func:`eye_roll`): the ellipse is measured
+            along the face's own axes, so a tilted face's box is not the tilted ellipse's
+            (wider) axis-aligned extent. A mask cut by the frame's edge is measured unturned
+            (see :func:`mask_extent`).
+
+    Returns:
+        ``(x1, y1, x2, y2)`` in crop pixels.
+    """
     x1, y1, x2, y2 = mask_extent(mask)
-    left, top, right, bottom = DESCRIBE_INSET
-    w, h = x2 - x1, y2 - y1
-    return (x1 + left * w, y1 + top * h, x2 - right * w, y2 - bottom * h)
+    unturned = _box_in_ellipse(((x1 + x2) / 2, (y1 + y2) / 2), ((x2 - x1) / 2, (y2 - y1) / 2), 0.0)
+    if roll == 0.0:
+        return unturned
+    ys, xs = np.nonzero(mask)
+    if xs.size == 0 or (x1, y1, x2, y2) != (xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0):
+        return unturned  # cut by the frame's edge
+    cos, sin = math.cos(roll), math.sin(roll)
+    px, py = xs + 0.5, ys + 0.5
+    across, down = px * cos + py * sin, py * cos - px * sin  # along the face's own axes
+    mid_a, mid_d = (across.max() + across.min()) / 2, (down.max() + down.min()) / 2
+    half = ((np.ptp(across) + 1) / 2, (np.ptp(down) + 1) / 2)
+    return _box_in_ellipse((mid_a * cos - mid_d * sin, mid_a * sin + mid_d * cos), half, roll)
+
+
+def _box_in_ellipse(centre: tuple[float, float], half: tuple[float, float],
+                    roll: float) -> tuple[float, float, float, float]:
+    """The box whose face ellipse has this centre and these semi-axes (the inverse of the region's)."""
+    w = 2 * half[0] / (1 + 2 * MASK_MARGIN)
+    h = 2 * half[1] / ((1 + MASK_FOREHEAD) * (1 + 2 * MASK_MARGIN))
+    # The ellipse's centre sits half the forehead above the box's, along the face's vertical axis.
+    cx = centre[0] - math.sin(roll) * MASK_FOREHEAD * h / 2
+    cy = centre[1] + math.cos(roll) * MASK_FOREHEAD * h / 2
+    return (float(cx - w / 2), float(cy - h / 2), float(cx + w / 2), float(cy + h / 2))
+
+
+def eye_roll(anchors: np.ndarray | None) -> float:
+    """In-plane turn of a face in radians from its ``(right eye, left eye, ...)`` keypoints; 0 unknown."""
+    if anchors is None or len(anchors) < 2 or min(anchors[0, 2], anchors[1, 2]) <= 0:
+        return 0.0
+    right, left = anchors[0], anchors[1]  # the subject's right eye is on the image's left
+    return math.atan2(float(left[1] - right[1]), float(left[0] - right[0]))
 
 
 def mask_extent(mask: np.ndarray) -> tuple[float, float, float, float]:
@@ -152,14 +197,14 @@ def nearest(descriptor: np.ndarray, others: Sequence[np.ndarray]) -> float:
 def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndarray], np.ndarray],
                 redraw: Callable[[], bool], fill: Callable[[], np.ndarray], people: Sequence[np.ndarray],
                 others: Sequence[np.ndarray], private: float, apart: float, tries: int,
-                head_tries: int = HEAD_TRIES) -> Settled:
+                head_tries: int = HEAD_TRIES, opaque_tries: int = OPAQUE_TRIES) -> Settled:
     """Renders one face until dlib calls it another person and nobody else of the frame.
 
     Args:
         render: ``step -> crop``: draws the face with the seed's current identity.
         describe: ``crop -> (128,)`` descriptor of the face in its face box.
         redraw: Gives the seed its next identity; False when none is left.
-        fill: The fail-closed cover (no face at all).
+        fill: The flat cover (no face at all).
         people: Descriptors of the original face and of the frame's other original faces (empty
             skips the privacy check).
         others: Descriptors of the frame's faces settled before this one.
@@ -167,16 +212,21 @@ def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndar
         apart: Least distance to each of ``others`` (0 turns the check off).
         tries: Identities tried with the normal render at most (at least 1).
         head_tries: Identities tried as whole heads at most, while heads are private but twins.
+        opaque_tries: Identities tried as opaque covers at most.
 
     Returns:
         The first rendering that passes both checks; else the best one that is private (the
-        twin check alone never ends in a fill); else the fill.
+        twin check alone never ends in a fill); else the fill when it is private; else the
+        rendering (fill included) farthest from the people.
     """
-    steps = ["face"] * max(tries, 1) + list(ESCALATION)
+    steps = ["face"] * max(tries, 1) + list(ESCALATION) + ["opaque"] * opaque_tries
     best: Settled | None = None
-    drawn = {"face": 0, "head": 0}  # renders so far per step: the first uses the current identity
+    tried: list[tuple[float, Settled]] = []  # (distance to the nearest person - private, rendering)
+    drawn: dict[str, int] = {}  # renders so far per step: the first uses the current identity
     while steps:
         step = steps.pop(0)
+        if step == "opaque" and best is not None:
+            break  # private but a twin: opaque covers are for privacy only
         if drawn.get(step, 0) > 0 and not redraw():
             continue
         drawn[step] = drawn.get(step, 0) + 1
@@ -187,11 +237,20 @@ def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndar
         settled = Settled(out, step, desc, float(min(to_original, to_others)))
         if settled.margin >= 0:
             return settled
+        tried.append((float(to_original), settled))
         if to_original >= 0 and (best is None or settled.margin > best.margin):
             best = settled
         if step == "head" and to_original >= 0 and drawn["head"] < head_tries:
             steps.insert(0, "head")  # private but a twin: another identity's head
-    return best if best is not None else Settled(fill(), "fill", None, 0.0)
+    if best is not None:
+        return best
+    covered = fill()
+    to_original = nearest(describe(covered), people) - private if private > 0 else np.inf
+    if to_original >= 0:
+        return Settled(covered, "fill", None, 0.0)
+    # Nothing drawn is another person for dlib: the least close of all (never the original).
+    tried.append((float(to_original), Settled(covered, "fill", None, float(to_original))))
+    return max(tried, key=lambda t: t[0])[1]
 
 
 @dataclass

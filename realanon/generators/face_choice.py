@@ -64,7 +64,8 @@ class IdentityChooser:
                  pool_size: int, accept: float, keep: float = SAME_PERSON, tries: int = 24,
                  remember: int = 4096, usable: Callable[[int], bool] | None = None,
                  known: np.ndarray | None = None) -> None:
-        self._candidate, self._describe = candidates, describe
+        self._make, self._describe = candidates, describe
+        self._identities: dict[int, Identity] = {}  # candidates made so far (each is a few draws)
         self.pool_size, self.accept, self.keep, self.remember = pool_size, accept, max(keep, 0.0), remember
         self.tries = tries
         self.usable = [n for n in range(pool_size) if usable is None or usable(n)]
@@ -76,6 +77,11 @@ class IdentityChooser:
         self.by_seed: OrderedDict[int, int] = OrderedDict()
         self.banned: dict[int, set[int]] = {}  # per seed: candidates its rendered face was too close with
         self.described = 0  # candidate descriptors computed so far (cache misses)
+
+    def _candidate(self, number: int) -> Identity:
+        if number not in self._identities:
+            self._identities[number] = self._make(number)
+        return self._identities[number]
 
     def descriptor(self, number: int) -> np.ndarray:
         """Descriptor of pool candidate ``number`` (computed once)."""

@@ -119,24 +119,47 @@ def mixed_shape(target: np.ndarray, donors: list[np.ndarray], weights: np.ndarra
 
 
 def match_histograms(image_rgb: np.ndarray, reference_rgb: np.ndarray, mask: np.ndarray) -> np.ndarray:
-    """Maps each channel of ``image`` inside ``mask`` so its histogram equals the reference's there.
+    """Maps the HSV saturation and value of ``image`` inside ``mask`` so their histograms equal the reference's.
 
     Both are ``(h, w, 3)`` uint8 of the same size; pixels outside ``mask`` are returned as they
     are. Used so the new face keeps the original's distribution of brightness and saturation
-    (its place in the picture) while every pixel's value comes from the donors' face.
+    (its place in the picture) while every pixel's value comes from the donors' face; each
+    pixel's hue is kept exactly (see :func:`with_saturation_value`).
     """
     out = image_rgb.copy()
     if mask.sum() < 16:
         return out
     hsv, ref = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2HSV), cv2.cvtColor(reference_rgb, cv2.COLOR_RGB2HSV)
+    mapped = []
     for c in (1, 2):  # saturation and value; hue is left to the tone fit
-        src, dst = hsv[..., c][mask], ref[..., c][mask]
-        src_cdf = np.cumsum(np.bincount(src, minlength=256)) / src.size
-        dst_cdf = np.cumsum(np.bincount(dst, minlength=256)) / dst.size
-        lut = np.clip(np.searchsorted(dst_cdf, src_cdf, side="left"), 0, 255).astype(np.uint8)
-        hsv[..., c][mask] = lut[src]
-    out[mask] = cv2.cvtColor(hsv, cv2.COLOR_HSV2RGB)[mask]
+        # Exact specification: the k-th smallest pixel gets the reference's k-th smallest value.
+        # A level-to-level table cannot split a level: a smooth donor face has few levels, each
+        # sent whole to the top of its share of the reference's and the face drifts up by levels.
+        # Pixels of one level are ordered by their neighbourhood's mean, so the split is smooth.
+        src = hsv[..., c]
+        key = src[mask].astype(np.uint16) << 8 | cv2.blur(src, (3, 3))[mask]
+        order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
+        values = np.empty(order.size, dtype=np.uint8)
+        values[order] = np.sort(ref[..., c][mask])
+        mapped.append(values)
+    out[mask] = with_saturation_value(image_rgb[mask], mapped[0], mapped[1])
     return out
+
+
+def with_saturation_value(rgb: np.ndarray, saturation: np.ndarray, value: np.ndarray) -> np.ndarray:
+    """``(N, 3)`` uint8 colours with the hue of ``rgb`` and the given HSV saturation and value (0..255).
+
+    Computed in RGB, not through OpenCV's 8-bit HSV: its hue steps of 2 degrees and rounding
+    move saturation up by a level or more on skin tones, and the edit is to leave it where the
+    histogram put it. Grey pixels (no hue) stay grey at the new value.
+    """
+    colour = rgb.astype(np.float32)
+    high, low = colour.max(axis=1, keepdims=True), colour.min(axis=1, keepdims=True)
+    share = (colour - low) / np.maximum(high - low, 1e-6)  # 1 on the largest channel, 0 on the smallest
+    new_high = value.astype(np.float32)[:, None]
+    new_low = new_high * (1.0 - saturation.astype(np.float32)[:, None] / 255.0)
+    out = np.where(high > low, new_low + share * (new_high - new_low), new_high)
+    return np.asarray(np.clip(np.rint(out), 0, 255), dtype=np.uint8)
 
 
 def _low_pass(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
@@ -181,14 +204,32 @@ def fit_tone(donor_rgb: np.ndarray, donor_skin: np.ndarray, target_rgb: np.ndarr
     Returns:
         ``(h, w, 3)`` uint8 RGB.
     """
+    return tone_details(donor_details(donor_rgb, donor_skin, sigma), target_rgb, target_skin, sigma)
+
+
+def donor_details(donor_rgb: np.ndarray, donor_skin: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
+    """The donor's part of :func:`fit_tone` (kept by a video track while its face stays put).
+
+    Returns:
+        ``(h, w, 3)`` float32 CIELAB details (donor minus its low frequencies over ``donor_skin``)
+        and their lightness spread on the skin (NaN without skin).
+    """
     donor = cv2.cvtColor(donor_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
+    detail = donor - _low_pass(donor, donor_skin, sigma)
+    spread = float(detail[donor_skin, 0].std()) if donor_skin.any() else float("nan")
+    return detail, spread
+
+
+def tone_details(details: tuple[np.ndarray, float], target_rgb: np.ndarray, target_skin: np.ndarray,
+                 sigma: float) -> np.ndarray:
+    """The target's part of :func:`fit_tone`: ``details`` (see :func:`donor_details`) on its low frequencies."""
+    detail, spread = details
     target = cv2.cvtColor(target_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    donor_low, target_low = _low_pass(donor, donor_skin, sigma), _low_pass(target, target_skin, sigma)
-    detail = donor - donor_low
-    if donor_skin.any() and target_skin.any():
+    target_low = _low_pass(target, target_skin, sigma)
+    if np.isfinite(spread) and target_skin.any():
         fine = target[..., 0] - target_low[..., 0]
-        gain = float(np.clip(fine[target_skin].std() / max(float(detail[donor_skin, 0].std()), 1e-3),
-                             1.0 / MAX_DETAIL_GAIN, MAX_DETAIL_GAIN))
+        gain = float(np.clip(fine[target_skin].std() / max(spread, 1e-3), 1.0 / MAX_DETAIL_GAIN, MAX_DETAIL_GAIN))
+        detail = detail.copy()
         detail[..., 0] *= gain
     lab = target_low + detail
     lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)

@@ -8,13 +8,14 @@ matched to the original.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
 
 from realanon.generators.face_inner import (
     TONE_SIGMA,
+    donor_details,
     ease_in,
     edge_alpha,
     face_height,
@@ -23,6 +24,7 @@ from realanon.generators.face_inner import (
     match_grain,
     match_histograms,
     mixed_shape,
+    tone_details,
 )
 from realanon.generators.face_variation import vary_shape
 from realanon.generators.face_warp import (
@@ -42,6 +44,9 @@ EDGE_RAMP = 0.05
 # Without a mesh: the replacement is fully opaque this far inside the replace-mask's edge
 # (fraction of the mask's smaller half-size) and fades out towards the edge.
 FALLBACK_RAMP = 0.3
+# The opaque cover (the last face of the privacy ladder) hands over to the original only this
+# close to the replace-mask's edge (the region's own feather softens the paste further).
+OPAQUE_RAMP = 0.06
 # The replace-mask is the face box grown by a margin; its face box is this much smaller on each side.
 MASK_INSET = 0.15
 # Faces are drawn at least this many pixels high on the working copy (tiny faces are upscaled).
@@ -122,6 +127,90 @@ def _resize(image: np.ndarray, size_wh: tuple[int, int], nearest: bool = False) 
     return np.asarray(cv2.resize(image, size_wh, interpolation=mode))
 
 
+@dataclass(frozen=True)
+class InnerFacePlan:
+    """Everything of an inner-face replacement that does not depend on the crop's pixels.
+
+    Made by :func:`plan_inner_face`, drawn into a crop by :func:`draw_inner_face`; a video track
+    keeps it while its face stays put in its crop (shifted by whole pixels, see :meth:`shifted`),
+    so only the tone, histograms and grain are fitted to each new frame.
+
+    Attributes:
+        box: ``(x1, y1, x2, y2)`` crop pixels of the working area.
+        work_wh: Size of the working copy.
+        details: The donors' details (see :func:`donor_details`) on the working copy.
+        target_skin: ``(h, w)`` bool bare skin of the target on the working copy.
+        soft: ``(h, w)`` float32 weight of the donors' face proper on the working copy.
+        alpha: ``(y2 - y1, x2 - x1)`` float32 hand-over to the original at full size.
+        sigma: Low-pass scale of the tone fit on the working copy, in pixels.
+        clipped: Whether ``box`` was cut by the crop's edge (such a plan is never shifted).
+    """
+
+    box: tuple[int, int, int, int]
+    work_wh: tuple[int, int]
+    details: tuple[np.ndarray, float]
+    target_skin: np.ndarray
+    soft: np.ndarray
+    alpha: np.ndarray
+    sigma: float
+    clipped: bool
+
+    def shifted(self, dx: int, dy: int, size_hw: tuple[int, ...]) -> InnerFacePlan | None:
+        """The plan moved by ``(dx, dy)`` whole pixels, or None when it would leave the crop."""
+        x1, y1, x2, y2 = self.box
+        if (dx, dy) == (0, 0):
+            return self
+        if self.clipped or x1 + dx < 0 or y1 + dy < 0 or x2 + dx > size_hw[1] or y2 + dy > size_hw[0]:
+            return None
+        return replace(self, box=(x1 + dx, y1 + dy, x2 + dx, y2 + dy))
+
+
+def plan_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, donors: DonorSet, keep: float,
+                    keep_features: float, work_face_px: int) -> InnerFacePlan | None:
+    """The pixel-independent part of :func:`replace_inner_face` (None: nothing to replace)."""
+    face_px = face_height(target)
+    box = _work_area(target[mesh_groups()["oval"], :2], 0.15 * face_px, crop.shape)
+    x1, y1, x2, y2 = box
+    changed = inner_face_mask(target, crop.shape)[y1:y2, x1:x2] & mask[y1:y2, x1:x2]
+    if x2 - x1 < 2 or y2 - y1 < 2 or not changed.any():
+        return None
+    scale = _work_scale(face_px, work_face_px)
+    work_wh = (max(2, round((x2 - x1) * scale)), max(2, round((y2 - y1) * scale)))
+    work_hw = (work_wh[1], work_wh[0])
+    target_w = _to_work(target, box, scale)
+    geometry = vary_shape(mixed_shape(target_w, list(donors.landmarks), donors.weights, keep, keep_features),
+                          donors.shape)
+    texture = render_blend(donors, geometry, work_hw)
+    sigma = TONE_SIGMA * face_height(target_w)
+    unclipped = _work_area(target[mesh_groups()["oval"], :2], 0.15 * face_px, (10**9, 10**9))
+    return InnerFacePlan(box, work_wh, donor_details(texture, skin_mask(geometry, work_hw), sigma),
+                         skin_mask(target_w, work_hw), soft_face_weight(geometry, work_hw),
+                         edge_alpha(changed, EDGE_RAMP * face_px), sigma, unclipped != box)
+
+
+def draw_inner_face(crop: np.ndarray, mask: np.ndarray, plan: InnerFacePlan, seed: int) -> np.ndarray:
+    """Draws a planned inner face into ``crop``: tone, histograms and grain fitted to its pixels.
+
+    Returns:
+        ``(h, w, 3)`` uint8 RGB; pixels outside the inner face (and outside ``mask``) equal ``crop``.
+    """
+    x1, y1, x2, y2 = plan.box
+    sub = crop[y1:y2, x1:x2]
+    work = _resize(sub, plan.work_wh)
+    toned = tone_details(plan.details, work, plan.target_skin, plan.sigma)
+    # Only the donors' face itself, not their hair at the temples: Poisson blending would spread
+    # the difference at the edge (dark hair against the target's skin) over the whole face.
+    layer = _resize(ease_in(toned, work, plan.soft), (x2 - x1, y2 - y1))
+    inside = mask[y1:y2, x1:x2]
+    new = match_grain(ease_in(layer, sub, plan.alpha), sub, plan.alpha, seed)
+    # Last, at full size: scaling up and the grain change the spread of saturation and brightness.
+    new = match_histograms(new, sub, (plan.alpha > 0) & inside)
+    np.copyto(new, sub, where=~inside[..., None])
+    out = crop.copy()
+    out[y1:y2, x1:x2] = new
+    return out
+
+
 def replace_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, donors: DonorSet,
                        keep: float, keep_features: float, work_face_px: int, seed: int) -> np.ndarray:
     """Replaces the inner face of ``crop`` (brows to chin, cheek to cheek) with the donors' blend.
@@ -139,34 +228,8 @@ def replace_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, d
     Returns:
         ``(h, w, 3)`` uint8 RGB; pixels outside the inner face (and outside ``mask``) equal ``crop``.
     """
-    face_px = face_height(target)
-    box = _work_area(target[mesh_groups()["oval"], :2], 0.15 * face_px, crop.shape)
-    x1, y1, x2, y2 = box
-    changed = inner_face_mask(target, crop.shape)[y1:y2, x1:x2] & mask[y1:y2, x1:x2]
-    if x2 - x1 < 2 or y2 - y1 < 2 or not changed.any():
-        return crop.copy()
-    scale = _work_scale(face_px, work_face_px)
-    sub = crop[y1:y2, x1:x2]
-    work_wh = (max(2, round((x2 - x1) * scale)), max(2, round((y2 - y1) * scale)))
-    work = _resize(sub, work_wh)
-    target_w = _to_work(target, box, scale)
-    geometry = vary_shape(mixed_shape(target_w, list(donors.landmarks), donors.weights, keep, keep_features),
-                          donors.shape)
-    texture = render_blend(donors, geometry, work.shape)
-    toned = fit_tone(texture, skin_mask(geometry, work.shape[:2]), work, skin_mask(target_w, work.shape[:2]),
-                     TONE_SIGMA * face_height(target_w))
-    region_w = inner_face_mask(target_w, work.shape) & _resize(changed.astype(np.uint8), work_wh, True).astype(bool)
-    # Only the donors' face itself, not their hair at the temples: Poisson blending would spread
-    # the difference at the edge (dark hair against the target's skin) over the whole face.
-    toned = ease_in(toned, work, soft_face_weight(geometry, work.shape[:2]))
-    toned = match_histograms(toned, work, region_w)
-    layer = _resize(toned, (x2 - x1, y2 - y1))
-    alpha = edge_alpha(changed, EDGE_RAMP * face_px)
-    out = crop.copy()
-    new = match_grain(ease_in(layer, sub, alpha), sub, alpha, seed)
-    np.copyto(new, sub, where=~mask[y1:y2, x1:x2, None])
-    out[y1:y2, x1:x2] = new
-    return out
+    plan = plan_inner_face(crop, mask, target, donors, keep, keep_features, work_face_px)
+    return crop.copy() if plan is None else draw_inner_face(crop, mask, plan, seed)
 
 
 def fallback_geometry(reference: np.ndarray, anchors: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
@@ -207,12 +270,13 @@ def fallback_geometry(reference: np.ndarray, anchors: np.ndarray | None, mask: n
 
 
 def replace_without_mesh(crop: np.ndarray, mask: np.ndarray, anchors: np.ndarray | None, donors: DonorSet,
-                         work_face_px: int, seed: int) -> np.ndarray:
+                         work_face_px: int, seed: int, ramp: float = FALLBACK_RAMP) -> np.ndarray:
     """Replaces a face whose mesh was not found: smaller, softer, but covering the whole face.
 
     The blend of the donors is placed by :func:`fallback_geometry`, toned to the crop's low
     frequencies inside the mask, fully opaque on the mask's core (the face box) and fading out
-    over ``FALLBACK_RAMP`` of the mask's half-size towards its edge.
+    over ``ramp`` of the mask's half-size towards its edge (``OPAQUE_RAMP``: opaque over the
+    whole mask, so none of the person's outline inside it shows through).
 
     Returns:
         ``(h, w, 3)`` uint8 RGB; pixels outside ``mask`` equal ``crop``.
@@ -231,7 +295,7 @@ def replace_without_mesh(crop: np.ndarray, mask: np.ndarray, anchors: np.ndarray
     region = _resize(mask[y1:y2, x1:x2].astype(np.uint8), work_wh, True).astype(bool)
     toned = fit_tone(texture, skin_mask(geometry, work.shape[:2]), work, region, TONE_SIGMA * face_height(geometry))
     sub_mask = mask[y1:y2, x1:x2]
-    alpha = edge_alpha(sub_mask, FALLBACK_RAMP * min(x2 - x1, y2 - y1) / 2)
+    alpha = edge_alpha(sub_mask, ramp * min(x2 - x1, y2 - y1) / 2)
     layer = _resize(toned, (x2 - x1, y2 - y1))
     out = crop.copy()
     out[y1:y2, x1:x2] = ease_in(layer, crop[y1:y2, x1:x2], alpha * sub_mask)

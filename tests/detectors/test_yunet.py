@@ -71,6 +71,29 @@ def test_yunet_small_frames_need_one_pass(monkeypatch: pytest.MonkeyPatch) -> No
     assert searched == [(360, 480)]
 
 
+def test_yunet_searches_full_resolution_on_every_other_frame_of_tracked_video_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    searched: list[tuple[int, int]] = []
+    monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr, *_: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
+    frame = np.zeros((1080, 1920, 3), np.uint8)
+
+    def full_passes(detector: YuNetDetector) -> list[bool]:
+        passes = []
+        for index in range(4):
+            searched.clear()
+            detector.detect_frame(frame, index)
+            passes.append((1080, 1920) in searched)
+        return passes
+
+    detector = YuNetDetector()
+    assert full_passes(detector) == [True] * 4  # untracked (photos, --no-track): every frame
+    detector.set_tracked(True)
+    assert full_passes(detector) == [True, False, True, False]
+    assert (540, 960) in searched  # the half-resolution pass still runs on the others
+    detector.set_tracked(True)
+    detector.finest_every = 1
+    assert full_passes(detector) == [True] * 4
+
+
 def test_yunet_finds_nothing_in_an_empty_frame() -> None:
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8), (0, 0), 2)
@@ -139,7 +162,8 @@ def test_face6_from_yunet_points() -> None:
 
 
 @pytest.mark.parametrize("options", [{"coarse_size": 32}, {"fine_scales": [1.0, 3.0]}, {"cell_size": 20}, {"min_score": 2},
-                                     {"search_margin": -1}, {"refresh_every": -1}, {"threads": 0}])
+                                     {"search_margin": -1}, {"refresh_every": -1}, {"threads": 0},
+                                     {"finest_every": 0}])
 def test_yunet_rejects_bad_options(options: dict) -> None:
     with pytest.raises(ValueError):
         YuNetDetector(**options)

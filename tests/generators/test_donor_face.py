@@ -10,7 +10,7 @@ from realanon.config import AnonymizerConfig
 from realanon.generators.donor import DonorFaceSwap, face_anchors
 from realanon.generators.face_identity import assign_identities, draw_identity
 from realanon.generators.face_inner import eyes_open, inner_face_mask, mixed_shape
-from realanon.generators.face_render import fallback_geometry
+from realanon.generators.face_render import fallback_geometry, fill_face
 from realanon.generators.face_warp import mesh_groups
 from realanon.pipeline import build_anonymizer
 from realanon.regions import build_regions
@@ -264,10 +264,23 @@ def test_a_face_that_cannot_be_changed_enough_is_filled(
         astronaut_region: tuple[np.ndarray, np.ndarray, int], monkeypatch: pytest.MonkeyPatch) -> None:
     import realanon.generators.donor as donor_module
 
-    monkeypatch.setattr(donor_module, "VERIFY_TRIES", 1)  # one identity, then the head and the cover
+    monkeypatch.setattr(donor_module, "VERIFY_TRIES", 1)  # one identity, then the head and the covers
     crop, mask, seed = astronaut_region
-    out = DonorFaceSwap(verify_distance=5.0)(one_region_batch(crop, mask, seed, tracked=False))[0]
-    assert len(np.unique(out[mask], axis=0)) == 1, "no render is 5.0 from the original: the face is covered"
+    generator = DonorFaceSwap(verify_distance=5.0)  # no face is 5.0 from the original
+    original = generator.describe_face(crop, mask)
+    fill_distance = float(np.linalg.norm(generator.describe_face(fill_face(crop, mask), mask) - original))
+    out = generator(one_region_batch(crop, mask, seed, tracked=False))[0]
+    farthest = float(np.linalg.norm(generator.describe_face(out, mask) - original))
+    assert farthest >= fill_distance, "nothing passes, not even the fill: the least close rendering is kept"
+    np.testing.assert_array_equal(out[~mask], crop[~mask])
+
+    def flat_is_far(image: np.ndarray, region: np.ndarray, roll: float = 0.0) -> np.ndarray:
+        flat = len(np.unique(image[region], axis=0)) == 1
+        return original + 10.0 if flat else DonorFaceSwap.describe_face(generator, image, region, roll)
+
+    monkeypatch.setitem(generator.__dict__, "describe_face", flat_is_far)
+    out = generator(one_region_batch(crop, mask, seed + 1, tracked=False))[0]
+    assert len(np.unique(out[mask], axis=0)) == 1, "only the fill is far enough from the original: it is kept"
     np.testing.assert_array_equal(out[~mask], crop[~mask])
     twins_only = DonorFaceSwap(twin_distance=5.0)(one_region_batch(crop, mask, seed, tracked=False))[0]
     assert len(np.unique(twins_only[mask], axis=0)) > 100, "alone in its frame, a face has no twin to avoid"

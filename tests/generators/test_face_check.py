@@ -31,6 +31,10 @@ class Renders:
     def describe(self, out: np.ndarray) -> np.ndarray:
         return unit(self.table.get(self.calls[-1], 0.1))
 
+    def fill(self) -> np.ndarray:
+        self.calls.append((self.identity, "fill"))
+        return np.zeros((4, 4, 3), np.uint8)
+
     def redraw(self) -> bool:
         if self.identity + 1 >= self.identities:
             return False
@@ -39,8 +43,7 @@ class Renders:
 
 
 def settle(r: Renders, others: list[np.ndarray] | None = None, tries: int = 3) -> Settled:
-    return settle_face(r.render, r.describe, r.redraw, lambda: np.zeros((4, 4, 3), np.uint8), [ORIGINAL],
-                       others or [], 0.65, 0.65, tries)
+    return settle_face(r.render, r.describe, r.redraw, r.fill, [ORIGINAL], others or [], 0.65, 0.65, tries)
 
 
 def test_first_passing_render_is_kept() -> None:
@@ -56,13 +59,25 @@ def test_a_face_too_close_to_the_person_gets_the_next_identity() -> None:
     assert s.step == "face" and np.linalg.norm(s.descriptor - ORIGINAL) == pytest.approx(0.8)
 
 
-def test_escalates_to_head_then_cover_then_fills() -> None:
-    r = Renders({(2, "head"): 0.4, (2, "cover"): 0.7}, identities=5)
+def test_escalates_to_head_then_cover_then_opaque_covers_then_fills() -> None:
+    r = Renders({(2, "head"): 0.4, (2, "cover"): 0.7}, identities=8)
     assert settle(r).step == "cover"
     assert r.calls == [(0, "face"), (1, "face"), (2, "face"), (2, "head"), (2, "cover")]
-    r = Renders({}, identities=5)  # nothing is ever far enough from the person: fail closed
+    r = Renders({(3, "opaque"): 0.7}, identities=8)
+    assert settle(r).step == "opaque"
+    assert r.calls[-3:] == [(2, "cover"), (2, "opaque"), (3, "opaque")], "then the next identities' opaque covers"
+    r = Renders({(4, "fill"): 0.7}, identities=8)  # no face is ever far enough from the person: fail closed
     s = settle(r)
     assert s.step == "fill" and s.descriptor is None and not s.output.any()
+    assert r.calls[-4:] == [(2, "opaque"), (3, "opaque"), (4, "opaque"), (4, "fill")]
+
+
+def test_a_fill_that_is_still_the_person_gives_way_to_the_least_close_rendering() -> None:
+    # Kept hair around a flat oval can be the person for dlib: the fill is checked like any face.
+    r = Renders({(1, "face"): 0.5, (3, "opaque"): 0.55, (4, "fill"): 0.2}, identities=8)
+    s = settle(r)
+    assert r.calls[-1] == (4, "fill") and s.step == "opaque"
+    assert np.linalg.norm(s.descriptor - ORIGINAL) == pytest.approx(0.55)
 
 
 def test_a_twin_alone_never_ends_in_a_fill_and_the_least_close_is_kept() -> None:
@@ -139,3 +154,24 @@ def test_face_box_of_a_default_replace_mask_is_the_detection_box() -> None:
         x0, y0 = region.crop_box_xyxy[:2]
         found = np.array(face_box(region.replace_mask)) + [x0, y0, x0, y0]
         assert np.abs(found - box).max() <= 3, f"described in {np.round(found)}, the detection box is {box}"
+
+
+def test_face_box_of_a_tilted_face_is_its_detection_box() -> None:
+    import math
+
+    from realanon.config import RegionOptions
+    from realanon.generators.face_check import eye_roll, face_box
+    from realanon.regions import build_regions
+    from realanon.structures import Detection, Detections
+
+    box = (200.0, 150.0, 270.0, 235.0)
+    for degrees in (-30.0, 15.0, 40.0):
+        a = math.radians(degrees)
+        cx, cy, half = 235.0, 180.0, 18.0  # the eyes, turned by ``a`` about their middle
+        eyes = np.array([[cx - half * math.cos(a), cy - half * math.sin(a), 1.0],
+                         [cx + half * math.cos(a), cy + half * math.sin(a), 1.0]], np.float32)
+        det = Detection(box, 0.9, "face", keypoints=eyes, keypoint_layout="face6")
+        region = build_regions(Detections((det,), (600, 600)), RegionOptions())[0]
+        x0, y0 = region.crop_box_xyxy[:2]
+        found = np.array(face_box(region.replace_mask, eye_roll(eyes - [x0, y0, 0]))) + [x0, y0, x0, y0]
+        assert np.abs(found - box).max() <= 3, f"{degrees} deg: described in {np.round(found)}, box {box}"

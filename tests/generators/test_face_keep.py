@@ -1,0 +1,88 @@
+"""A video track's face mesh and planned face, reused while its face stays put in its crop."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+import realanon.generators.donor as donor_module
+from realanon.config import AnonymizerConfig
+from realanon.generators.donor import DonorFaceSwap
+from realanon.generators.face_keep import FaceKeeper, aligned_shift
+from realanon.pipeline import build_anonymizer
+from realanon.regions import build_regions
+from realanon.structures import GenerationBatch
+
+
+def texture(seed: int, size: int = 96) -> np.ndarray:
+    noise = np.random.default_rng(seed).normal(0, 1, (size, size)).astype(np.float32)
+    return np.asarray(cv2.GaussianBlur(noise, (0, 0), 3) * 400 + 128, dtype=np.float32)
+
+
+def test_aligned_shift_finds_a_small_move_and_refuses_another_face() -> None:
+    grey, box = texture(0), (24.0, 24.0, 72.0, 72.0)
+    assert aligned_shift(grey, grey, box) == (0, 0)
+    moved = np.roll(grey, (-2, 3), axis=(0, 1))  # 3 px right, 2 px up
+    assert aligned_shift(grey, moved, box) == (3, -2)
+    assert aligned_shift(grey, texture(1), box) is None, "another face: look again"
+    assert aligned_shift(grey, np.roll(grey, 20, axis=1), box) is None, "moved too far: look again"
+
+
+def test_keeper_finds_a_mesh_once_while_the_face_stays_put() -> None:
+    keeper, found = FaceKeeper(), []
+    crop = np.repeat(texture(2)[..., None], 3, axis=2).clip(0, 255).astype(np.uint8)
+    mesh = np.zeros((478, 3), np.float32)
+
+    def find() -> np.ndarray:
+        found.append(1)
+        return mesh
+
+    box = (24.0, 24.0, 72.0, 72.0)
+    assert keeper.target(7, crop, box, find) is mesh
+    keeper.new_frame()
+    moved = keeper.target(7, np.roll(crop, 2, axis=1), box, find)
+    assert len(found) == 1 and moved is not None and np.allclose(moved[:, :2], [2, 0])
+    made = []
+    plan = keeper.plan(7, "identity", crop.shape, lambda: made.append(1))  # type: ignore[func-returns-value]
+    assert plan is None and made == [1]
+    keeper.plan(7, "identity", crop.shape, lambda: made.append(1))  # type: ignore[func-returns-value]
+    assert made == [1], "the track's plan for this identity is kept"
+    keeper.new_frame()
+    keeper.plan(8, "identity", crop.shape, lambda: made.append(1))  # type: ignore[func-returns-value]
+    assert made == [1, 1], "an untracked face (no target on this frame) is always planned anew"
+    keeper.target(7, np.repeat(texture(3)[..., None], 3, axis=2).clip(0, 255).astype(np.uint8), box, find)
+    assert len(found) == 2, "another face under the track's seed is meshed again"
+
+
+@pytest.fixture(scope="module")
+def astronaut_region(astronaut: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
+    anonymizer = build_anonymizer(AnonymizerConfig(method="donor"))
+    regions = build_regions(anonymizer.detect(astronaut), anonymizer.region_options)
+    batch = anonymizer.make_batch(astronaut, regions)
+    return batch.crops[0], batch.replace_masks[0], batch.seeds[0]
+
+
+def test_a_still_tracked_face_is_meshed_and_warped_once(
+        astronaut_region: tuple[np.ndarray, np.ndarray, int], monkeypatch: pytest.MonkeyPatch) -> None:
+    crop, mask, seed = astronaut_region
+    generator = DonorFaceSwap()
+    meshed, planned = [], []
+    find, plan = generator.find_target, donor_module.plan_inner_face
+    monkeypatch.setitem(generator.__dict__, "find_target", lambda *a: meshed.append(1) or find(*a))
+    monkeypatch.setattr(donor_module, "plan_inner_face", lambda *a: planned.append(1) or plan(*a))
+
+    def draw(image: np.ndarray, tracked: bool = True) -> np.ndarray:
+        batch = GenerationBatch((image,), (mask,), (None,), (None,), ("face",), (seed,), tracked=(tracked,))
+        return generator(batch)[0]
+
+    first = draw(crop)
+    meshes, plans = len(meshed), len(planned)
+    np.testing.assert_array_equal(draw(crop), first)
+    moved = draw(np.roll(crop, 2, axis=1))  # the face 2 px to the right in its crop
+    assert (len(meshed), len(planned)) == (meshes, plans), "nothing is meshed or warped again"
+    inside = np.roll(mask, 2, axis=1) & mask
+    changed = np.abs(moved.astype(int) - np.roll(crop, 2, axis=1)).sum(axis=2) > 0
+    assert np.abs(np.roll(first, 2, axis=1)[inside & changed].astype(int) - moved[inside & changed]).mean() < 4
+    draw(crop, tracked=False)
+    assert len(meshed) == meshes + 1, "an untracked face is meshed every time"

@@ -174,6 +174,16 @@ def shift_detection(det: Detection, box: np.ndarray, track_id: int) -> Detection
                    track_id=track_id, source="tracker")
 
 
+def at_least_as_large(box: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    """``box`` about its own centre, each side at least as long as ``reference``'s: a coasting
+    track may move with its velocity but never shrinks below its last observed size (the size
+    part of a velocity measured on jittery boxes of a 12-px face can collapse it in a few frames)."""
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    half_w = max(box[2] - box[0], reference[2] - reference[0]) / 2
+    half_h = max(box[3] - box[1], reference[3] - reference[1]) / 2
+    return np.array([cx - half_w, cy - half_h, cx + half_w, cy + half_h])
+
+
 def grow_box(box: np.ndarray, fraction: float) -> np.ndarray:
     """``box`` grown by ``fraction`` of its width/height on each side."""
     w, h = box[2] - box[0], box[3] - box[1]
@@ -261,7 +271,8 @@ class IoUTracker:
             if track.missed > self.options.max_age:
                 continue
             track.box = track.predicted_box()
-            grown = grow_box(track.box, self.options.grow_per_missed * track.missed)
+            grown = grow_box(at_least_as_large(track.box, np.asarray(track.last.box_xyxy)),
+                             self.options.grow_per_missed * track.missed)
             coasting.append(shift_detection(track.last, grown, track.track_id))
             kept.append(track)
         self._tracks = kept

@@ -458,15 +458,17 @@ def cmd_batching(args: argparse.Namespace) -> None:
 
 # Body detectors compared by `body`: label -> (registered name, detector options).
 BODY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "coco_person": ("coco_person", {}),  # defaults: spread=1 (since 2026-12-02), video_detail_height=96
-    "coco_person-spread4": ("coco_person", {"box_options": {"spread": 4}}),  # the default before 2026-12-02
+    "coco_person": ("coco_person", {}),  # defaults: spread=6 with follow (since 2026-12-02, late), video_detail_height=96
+    # Every tile on every frame, no following, no carried masks: the default 2026-12-02 until follow.
+    "coco_person-spread1": ("coco_person", {"box_options": {"spread": 1}, "reuse_details": False}),
+    "coco_person-spread4": ("coco_person", {"box_options": {"spread": 4, "follow": False}}),  # the default before 2026-12-02
     "coco_person-fit": ("coco_person", {"box_options": {"fit_tiles": True}}),  # fitted tiles, same scale
     # Box stage only (box masks, no keypoints): the floor of the default search's cost.
     "coco_person-boxes": ("coco_person", {"keypoints": "none", "masks": "box"}),
     "coco_person-fit-boxes": ("coco_person", {"box_options": {"fit_tiles": True}, "keypoints": "none", "masks": "box"}),
     "coco_person-h48": ("coco_person", {"box_options": {"min_height": 48}}),
     "coco_person-h0": ("coco_person", {"box_options": {"min_height": 0}}),
-    "coco_person-spread6": ("coco_person", {"box_options": {"spread": 6}}),
+    "coco_person-spread6": ("coco_person", {"box_options": {"spread": 6, "follow": False}}),
     "coco_person-exhaustive": ("coco_person", {"box_options": {"spread": 1}, "video_detail_height": 0}),
     "mediapipe_body": ("mediapipe_body", {}),
 }

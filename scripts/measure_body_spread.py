@@ -32,7 +32,7 @@ from realanon.registry import DETECTORS
 VARIANTS: dict[str, dict[str, Any]] = {
     "exhaustive (spread=1, video_detail_height=0)": {"box_options": {"spread": 1, "pieces": False, "fit_tiles": False},
                                                      "video_detail_height": 0},
-    "tiles, spread=1, video_detail_height=96 (default since 2026-12-02)": {
+    "tiles, spread=1, video_detail_height=96 (the default 2026-12-02 until follow)": {
         "box_options": {"spread": 1, "pieces": False, "fit_tiles": False}, "video_detail_height": 96},
     "fitted tiles, spread=1, video_detail_height=96": {
         "box_options": {"spread": 1, "pieces": False, "fit_tiles": True}, "video_detail_height": 96},
@@ -43,8 +43,10 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "spread=2": {"box_options": {"spread": 2, "pieces": False, "follow": False}},
     "spread=6": {"box_options": {"spread": 6, "pieces": False, "follow": False}},
     # Tiles spread over frames, and crops around the people found before on every frame (follow).
+    "follow, spread=6 (default since 2026-12-02, late)": {"box_options": {"spread": 6, "pieces": False, "follow": True}},
     "follow, spread=3": {"box_options": {"spread": 3, "pieces": False, "follow": True}},
-    "follow, spread=6": {"box_options": {"spread": 6, "pieces": False, "follow": True}},
+    "follow, spread=6, follow_min_score=0.25 (people only)": {
+        "box_options": {"spread": 6, "pieces": False, "follow": True, "follow_min_score": 0.25}},
 }
 
 
@@ -52,7 +54,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=60)
     parser.add_argument("--clips", default="vtest,film", help="vtest and/or film")
-    parser.add_argument("--only", default="", help="run only the variants whose label contains this")
+    parser.add_argument("--only", default="", help="run only the variants whose label contains this "
+                        "(several: separated by |)")
     parser.add_argument("--truth", default="square", choices=("square", "fitted"),
                         help="tiles of the exhaustive truth search: square (the default) or fitted (fit_tiles=true)")
     args = parser.parse_args()
@@ -78,7 +81,7 @@ def main() -> None:
             exhaustive = DETECTORS.build("centernet_person", pieces=False, fit_tiles=args.truth == "fitted")
             truth = [[d for d in exhaustive(rgb) if d.score >= threshold] for rgb in write_clip(frames, clip)]
             for label, options in VARIANTS.items():
-                if args.only not in label:
+                if not any(part in label for part in args.only.split("|")):
                     continue
                 masks, ms = run_variant(clip, "body_mask", options, work, bench)
                 print(leak_row(name, label, truth, masks, ms, bench), flush=True)

@@ -46,10 +46,12 @@ from realanon.detectors.tile_spread import TileSpread
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections
 
-# Default tile groups in tracked video: 1, every tile on every frame. Spreading them over 4 frames
-# cost a third of the CPU but left 7 people-frames of 839 uncovered on the moving street film
-# where the whole search left 4 (scripts/measure_body_spread.py, docs/regions.md): a user's choice.
-SPREAD = 1
+# Default tile groups in tracked video: 6 (one 614-px tile per frame at 720p), with the people and
+# candidates found before followed in crops on every frame (FOLLOW). Spreading the tiles without following
+# left 7 people-frames of 839 uncovered on the moving street film at spread=4 where the whole search left 4;
+# with following, spread=6 left no more than every tile on every frame (scripts/measure_body_spread.py,
+# docs/benchmarks.md).
+SPREAD = 6
 # Frames under 24 / MIN_HEIGHT_FRACTION = 576 px tall are searched for people down to this fraction of
 # their height rather than 24 px (vtest at half size: 12 px, as 24 px at full size; docs/regions.md).
 MIN_HEIGHT_FRACTION = 24 / 576
@@ -65,13 +67,18 @@ _CENTERNET_PERSON_ONLY = {"Const_30:0": PERSON + 1, "Const_31:0": PERSON + 1}
 # leaked 25 people-frames of 839 against 1 (scripts/measure_body_spread.py, docs/benchmarks.md). An option.
 FIT_TILES = False
 
-# Following people between full searches (TiledPersonDetector follow): crops around people who appear
-# under FOLLOW_BELOW x MIN_INPUT_HEIGHT tall in the whole-frame pass, grown by FOLLOW_GROW x their height
-# on each side and at least FOLLOW_MIN_INPUT network pixels each way.
+# Following people between full searches (TiledPersonDetector follow): crops around the people and the
+# candidates scoring from FOLLOW_MIN_SCORE found before who appear under FOLLOW_BELOW x MIN_INPUT_HEIGHT tall
+# in the whole-frame pass, grown by FOLLOW_GROW x their height on each side and at least FOLLOW_MIN_INPUT
+# network pixels each way. Crops of 128 px and people only (0.25) left 6-7 people-frames of 839 uncovered on
+# the street film where every tile on every frame left 1: CenterNet scores a person near its threshold
+# differently with less context, and a candidate found just under 0.25 in one frame was not looked for in the
+# next (diagnostic runs, not repo commands; the chosen values' figures are in docs/benchmarks.md).
 FOLLOW = True
-FOLLOW_BELOW = 4.0
+FOLLOW_BELOW = 6.0
 FOLLOW_GROW = 0.5
-FOLLOW_MIN_INPUT = 128
+FOLLOW_MIN_INPUT = 256
+FOLLOW_MIN_SCORE = 0.15
 
 RunFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
@@ -260,12 +267,17 @@ class TiledPersonDetector:
             that searches only some tiles also searches crops, at the tiles' scale, around the
             people found on the previous calls who are too small for the whole-frame pass
             (:func:`follow_regions`), so they are found afresh on every frame.
+        min_score: People the model scores below this are dropped (before boxes are merged).
+        follow_min_score: With ``follow``, candidates the model scores from this up are followed
+            too (the model must keep them), so that a person near the threshold is looked for
+            on every frame and reported as soon as they reach ``min_score``.
     """
 
     def __init__(self, model: PersonBoxModel, min_height: float = 24.0, overlap: float = 0.2,
                  nms_iou: float = 0.5, spread: int = SPREAD, cut_threshold: float = 20.0,
                  pieces: bool = False, min_height_fraction: float = MIN_HEIGHT_FRACTION,
-                 fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW) -> None:
+                 fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW, min_score: float = 0.0,
+                 follow_min_score: float = 0.0) -> None:
         if not 0.0 <= overlap <= 0.9:
             raise ValueError(f"{model.name} overlap must be in [0, 0.9], got {overlap}")
         if not 0.0 <= min_height_fraction < 1.0:
@@ -277,6 +289,8 @@ class TiledPersonDetector:
         self.min_height_fraction = float(min_height_fraction)
         self.overlap = float(overlap)
         self.nms_iou = float(nms_iou)
+        self.min_score = float(min_score)
+        self.follow_min_score = float(follow_min_score)
         self.schedule = TileSpread(spread, cut_threshold, follow and bool(getattr(model, "any_size", False)))
         self.pieces = bool(pieces) and bool(getattr(model, "any_size", False))
         self.fit_tiles = bool(fit_tiles) and bool(getattr(model, "any_size", False)) and not self.pieces
@@ -347,7 +361,8 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
                      threads: int | None = None, spread: int = SPREAD,
                      cut_threshold: float = 20.0, pieces: bool = False,
                      min_height_fraction: float = MIN_HEIGHT_FRACTION,
-                     fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW) -> TiledPersonDetector:
+                     fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW,
+                     follow_min_score: float = FOLLOW_MIN_SCORE) -> TiledPersonDetector:
     """People found by the shipped CenterNet, tiled (the box stage of ``coco_person``).
 
     Args:
@@ -355,11 +370,14 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
         model: Shipped model name or an ONNX file with the same input and output.
         device: ``"cuda"`` uses onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
-        min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow:
+        min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow,
+        follow_min_score:
             See :class:`TiledPersonDetector`.
     """
-    return TiledPersonDetector(CenterNetBoxes(model, min_score, device, threads), min_height, overlap, nms_iou,
-                               spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow)
+    decode_from = min(min_score, follow_min_score) if follow else min_score
+    return TiledPersonDetector(CenterNetBoxes(model, decode_from, device, threads), min_height, overlap, nms_iou,
+                               spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow, min_score,
+                               follow_min_score)
 
 
 @register_detector("nanodet_person")

@@ -11,7 +11,9 @@ The default body detector. Three swappable stages:
 
 Overlapping people get disjoint masks. In tracked video (``set_tracked(True)``, which
 :func:`realanon.video.anonymize_video` calls) the box stage spreads its tile search over frames
-and small people get box masks; photos and untracked video get the full search. Everything runs offline on the CPU by default
+and follows the people it found in crops around them, small people get box masks, and a
+person who hardly moved keeps the previous frame's keypoints and mask
+(:mod:`realanon.detectors.coco_reuse`); photos and untracked video get the full search. Everything runs offline on the CPU by default
 (onnxruntime's CUDA provider is used for the ONNX stages with ``device="cuda"`` when present).
 """
 

@@ -34,7 +34,9 @@ VISIBLE = 0.3
 _MIN_ALONG = 0.35
 # A person known only by its box spans this share of the box's width, spreading its feet and
 # hands at most this share of its height to each side (see box_pose).
-_FILL_WIDTH, _MAX_SPREAD = 0.85, 0.2
+_FILL_WIDTH, _MAX_SPREAD, _FOOT = 0.85, 0.2, 0.04
+# A head is about this share of a person's height wide.
+_HEAD_WIDTH = 0.1
 
 
 def visible(kp: np.ndarray, *indices: int) -> bool:
@@ -256,10 +258,15 @@ def part_labels(donor: np.ndarray, mask: np.ndarray) -> np.ndarray:
 
 def target_box(mask: np.ndarray, target_kp: np.ndarray | None, margin: float) -> tuple[float, float, float, float]:
     """The person's box from its replace-mask: the mask's extent shrunk by ``margin`` of its height on
-    each side (the mask is the person grown by a margin), widened to any visible keypoints."""
+    each side (the mask is the person grown by a margin), its top lowered to the first row as wide
+    as a head (``_HEAD_WIDTH`` of the height), widened to any visible keypoints."""
     x1, y1, x2, y2 = (float(v) for v in mask_bbox(mask))
     inset = margin * (y2 - y1) / (1.0 + 2.0 * margin)
-    box = (x1 + inset, y1 + inset, x2 - inset, y2 - inset)
+    # The head goes where the mask is wide enough for one (a cone's or a post's mask narrows to a
+    # point, and whatever of the donor lies outside the mask is never drawn: it would lose its head).
+    wide_rows = np.flatnonzero(mask.sum(axis=1) >= _HEAD_WIDTH * (y2 - y1 - 2.0 * inset))
+    top = max(y1 + inset, float(wide_rows[0]) if wide_rows.size else y1)
+    box = (x1 + inset, min(top, y2 - inset - 1.0), x2 - inset, y2 - inset)
     if target_kp is not None and (target_kp[:, 2] > VISIBLE).sum() >= 2:
         pts = target_kp[target_kp[:, 2] > VISIBLE, :2]
         box = (min(box[0], pts[:, 0].min()), min(box[1], pts[:, 1].min()),
@@ -281,8 +288,8 @@ def box_pose(donor_kp: np.ndarray, donor_mask: np.ndarray, box: tuple[float, flo
     walking person's box is half as wide as tall or more (stride, swinging arms). A donor only
     fitted by height would fill part of the box; here its feet move out (the knees half as far,
     the hands and elbows a half and a quarter, as arms swing less than legs stride) until the
-    figure spans ``_FILL_WIDTH`` of the box, at most ``_MAX_SPREAD`` of its height per side, so
-    the limb-by-limb warp poses it in the box.
+    feet span ``_FILL_WIDTH`` of the box, each at most ``_MAX_SPREAD`` of its height further out,
+    so the limb-by-limb warp poses it in the box.
 
     Args:
         donor_kp: ``(17, 3)`` donor keypoints.
@@ -290,14 +297,14 @@ def box_pose(donor_kp: np.ndarray, donor_mask: np.ndarray, box: tuple[float, flo
         box: Target ``(x1, y1, x2, y2)``.
     """
     src = tuple(float(v) for v in mask_bbox(donor_mask))
-    m = box_affine(src, box)  # type: ignore[arg-type]
     out = donor_kp.astype(np.float32).copy()
-    out[:, :2] = apply_affine(m, donor_kp[:, :2])
-    height, width = box[3] - box[1], box[2] - box[0]
-    spare = 0.5 * (_FILL_WIDTH * width - m[0, 0] * (src[2] - src[0]))
-    spread = min(spare, _MAX_SPREAD * height)
-    if spread <= 0 or not visible(donor_kp, 11, 12):
+    out[:, :2] = apply_affine(box_affine(src, box), donor_kp[:, :2])  # type: ignore[arg-type]
+    if not visible(donor_kp, 11, 12, 15, 16):
         return out
+    height, width = box[3] - box[1], box[2] - box[0]
+    # The feet's outer edges (a foot is about _FOOT of the height wide) reach _FILL_WIDTH of the box.
+    feet = 0.5 * abs(float(out[15, 0] - out[16, 0]))
+    spread = float(np.clip(0.5 * _FILL_WIDTH * width - _FOOT * height - feet, 0.0, _MAX_SPREAD * height))
     # The person's left side (odd COCO indices from the shoulders down) lies on this side of the image.
     left_side = 1.0 if donor_kp[11, 0] >= donor_kp[12, 0] else -1.0
     for joints, share in (((15, 16), 1.0), ((13, 14), 0.5), ((9, 10), 0.5), ((7, 8), 0.25)):

@@ -51,14 +51,15 @@ from realanon.generators.face_pool import shipped_pool_table
 from realanon.generators.face_render import (
     OPAQUE_RAMP,
     DonorSet,
+    FacePlan,
     canonical_face,
-    draw_inner_face,
+    draw_face,
     face_anchors,
     face_span,
     fill_face,
     oval_box,
     plan_inner_face,
-    replace_without_mesh,
+    plan_without_mesh,
 )
 from realanon.generators.face_warp import FaceMesher, head_pose, mesh_groups
 from realanon.structures import GenerationBatch
@@ -273,7 +274,8 @@ class DonorFaceSwap:
         rolls = [eye_roll(a) for a in anchors]
         boxes = [face_box(m, r) for m, r in zip(batch.replace_masks, rolls)]
         self.keeper.new_frame()
-        targets = [self.track_target(*a) for a in zip(batch.seeds, batch.crops, batch.replace_masks, boxes, tracked)]
+        faces = [self.track_face(*a) for a in zip(batch.seeds, batch.crops, batch.replace_masks, boxes, tracked)]
+        targets = [t for t, _ in faces]
         yaws = [None if t is None else float(head_pose(t)[0]) for t in targets]
         looks = [face_look(c, b) if m.any() else np.zeros(1, np.float32)
                  for c, m, b in zip(batch.crops, batch.replace_masks, boxes)]
@@ -282,8 +284,8 @@ class DonorFaceSwap:
         originals = self.originals(list(batch.crops), list(batch.replace_masks), rolls, known)
         found = [d for d in originals if d is not None]
         identities = self.chooser.choose_around(list(batch.seeds), found, [None if k is None else k.number for k in known])
-        args = [(c, m, a, s, i, t) for c, m, a, s, i, t in zip(batch.crops, batch.replace_masks, anchors,
-                                                               batch.seeds, identities, targets)]
+        args = [(c, m, a, s, i, t, o) for c, m, a, s, i, (t, o) in zip(batch.crops, batch.replace_masks, anchors,
+                                                                       batch.seeds, identities, faces)]
         if not self.checks:
             return [self.render(*a) for a in args]
         outputs: list[np.ndarray | None] = [None] * n
@@ -306,7 +308,7 @@ class DonorFaceSwap:
     def settle(self, args: tuple[Any, ...], original: np.ndarray | None, drawn: list[np.ndarray],
                found: list[np.ndarray], seeds: tuple[int, ...]) -> Settled:
         """Draws one face until it passes the checks (see :func:`settle_face`)."""
-        crop, mask, face6, seed, identity, target = args
+        crop, mask, face6, seed, identity, target, crowded = args
         current = [identity]
         scene = [] if original is None else [original, *found]  # no replaced face may be any of the frame's people
 
@@ -317,7 +319,7 @@ class DonorFaceSwap:
             current[0] = self.chooser.choose([seed], [*found, *drawn], taken)[0]
             return True
 
-        return settle_face(lambda step: self.render(crop, mask, face6, seed, current[0], target, step=step),
+        return settle_face(lambda step: self.render(crop, mask, face6, seed, current[0], target, crowded, step),
                            lambda out: self.describe_face(out, mask, eye_roll(face6)), redraw, lambda: fill_face(crop, mask),
                            scene, drawn, self.verify_distance, self.twin_distance, VERIFY_TRIES)
 
@@ -345,8 +347,12 @@ class DonorFaceSwap:
         return self.render(crop, mask, face6, seed, identity, target)
 
     def render(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,
-               identity: Identity, target: np.ndarray | None, step: str = "face") -> np.ndarray:
+               identity: Identity, target: np.ndarray | None, crowded: bool = False, step: str = "face") -> np.ndarray:
         """Draws ``identity`` into the masked face of ``crop`` (``target``: its mesh, or None).
+
+        ``crowded``: without a mesh of its own, the mask holds another person's face (an
+        overlapping detection, drawn from the same original pixels): the replacement is opaque
+        over the whole mask, as fading it out would bring that face back over its own replacement.
 
         ``step`` (see :mod:`~realanon.generators.face_check`): ``"face"`` draws as ``mode`` says,
         ``"head"`` a whole head, ``"cover"`` the meshless replacement over the whole face box,
@@ -368,44 +374,59 @@ class DonorFaceSwap:
             face_px = face_span(target) if target is not None else float(np.ptp(np.flatnonzero(mask.any(axis=1))))
             scale = 1.0 if self.mode == "head" else min(1.0, HEAD_WORK_FACE_PX / max(face_px, 1.0))
             return draw_scaled(head, crop, mask, target, face6, scale)
-        if target is not None and step == "face":
-            plan = self.keeper.plan(seed, identity, crop.shape, lambda: plan_inner_face(
-                crop, mask, target, self.donor_set(identity, crop, target), float(self.keep_shape or 0.0),
-                self.keep_features, self.work_face_px))
-            return crop.copy() if plan is None else draw_inner_face(crop, mask, plan, seed)
+        if target is None and crowded and step in ("face", "cover"):
+            step = "opaque"
+        plan = self.keeper.plan(seed, (identity, step), crop.shape,
+                                lambda: self.plan_face(crop, mask, face6, identity, target, step))
+        return crop.copy() if plan is None else draw_face(crop, mask, plan, seed)
+
+    def plan_face(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, identity: Identity,
+                  target: np.ndarray | None, step: str) -> FacePlan | None:
+        """The pixel-independent part of drawing ``identity`` by ``step`` (see :meth:`render`)."""
         donors = self.donor_set(identity, crop, target)
         if step == "opaque":
-            return replace_without_mesh(crop, mask, None, donors, self.work_face_px, seed, OPAQUE_RAMP)
-        return replace_without_mesh(crop, mask, face6, donors, self.work_face_px, seed)
+            return plan_without_mesh(crop, mask, face6 if target is None else None, donors, self.work_face_px,
+                                     OPAQUE_RAMP)
+        if target is None or step == "cover":
+            return plan_without_mesh(crop, mask, face6, donors, self.work_face_px)
+        return plan_inner_face(crop, mask, target, donors, float(self.keep_shape or 0.0), self.keep_features,
+                               self.work_face_px)
 
     @cached_property
     def keeper(self) -> FaceKeeper:
         """Each video track's face mesh and planned face, reused while its face stays put (see :class:`FaceKeeper`)."""
         return FaceKeeper()
 
-    def track_target(self, seed: int, crop: np.ndarray, mask: np.ndarray,
-                     box_xyxy: tuple[float, float, float, float], tracked: bool) -> np.ndarray | None:
-        """The face mesh of a region (see :meth:`find_target`); a video track's is reused while its face stays put."""
+    def track_face(self, seed: int, crop: np.ndarray, mask: np.ndarray, box_xyxy: tuple[float, float, float, float],
+                   tracked: bool) -> tuple[np.ndarray | None, bool]:
+        """:meth:`find_face` of a region; a video track's is reused while its face stays put."""
         if not mask.any():
-            return None
+            return None, False
         if not tracked:
-            return self.find_target(crop, mask)
-        return self.keeper.target(seed, crop, box_xyxy, lambda: self.find_target(crop, mask))
+            return self.find_face(crop, mask)
+        return self.keeper.face(seed, crop, box_xyxy, lambda: self.find_face(crop, mask))
 
     def find_target(self, crop: np.ndarray, mask: np.ndarray) -> np.ndarray | None:
-        """The face mesh of the masked face, or None when none is found or it is not that face.
+        """The face mesh of the masked face, or None when none is found or it is not that face (see :meth:`find_face`)."""
+        return self.find_face(crop, mask)[0]
+
+    def find_face(self, crop: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray | None, bool]:
+        """The face mesh of the masked face (or None), and whether the mask holds another face instead.
 
         A mesh counts only when its centre lies inside the mask and its height is at least a
         third of the mask's (the mask is the face box grown by a margin); otherwise the
-        fallback replaces the whole masked face.
+        fallback replaces the whole masked face. Any other mesh centred inside the mask's box is
+        another person's face (an overlapping detection).
         """
         x1, y1, x2, y2 = mask_bbox(mask)
         target = self.mesher.nearest_face(crop, ((x1 + x2) / 2, (y1 + y2) / 2))
         if target is None:
-            return None
+            return None, False
         cx, cy = np.round(target[mesh_groups()["oval"], :2].mean(axis=0)).astype(int)
         inside = 0 <= cy < mask.shape[0] and 0 <= cx < mask.shape[1] and bool(mask[cy, cx])
-        return target if inside and face_span(target) >= (y2 - y1) / 3 else None
+        if inside and face_span(target) >= (y2 - y1) / 3:
+            return target, False
+        return None, bool(x1 <= cx < x2 and y1 <= cy < y2)
 
     def donor_set(self, identity: Identity, crop: np.ndarray | None, target: np.ndarray | None) -> DonorSet:
         """The views of the identity's donor people that best fit the target (None: most frontal)."""

@@ -7,7 +7,7 @@ The person keeps hair, ears, forehead above the brows and head outline; inside t
 * the donors' faces are warped onto one geometry (:func:`mixed_shape`), their textures averaged
   with the identity's weights;
 * the result takes the low spatial frequencies (skin tone, light, broad shading) of the target
-  and the details of the donors (:func:`fit_tone`), and the target's distribution of saturation
+  and the details of the donors (:func:`tone_details`), and the target's distribution of saturation
   and brightness over the replaced area (:func:`match_histograms`);
 * it is eased into the target over a smooth ramp inside the inner face's edge, so the border of
   the changed pixels keeps the target's own edges (:func:`edge_alpha`, :func:`ease_in`).
@@ -185,30 +185,13 @@ def _low_pass(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray
     return np.asarray(out, dtype=np.float32)
 
 
-def fit_tone(donor_rgb: np.ndarray, donor_skin: np.ndarray, target_rgb: np.ndarray, target_skin: np.ndarray,
-             sigma: float) -> np.ndarray:
-    """The donor's details on the target's low frequencies (skin tone, light, shading).
-
-    In CIELAB: ``low(target) + gain * (donor - low(donor))``, where ``low`` is a Gaussian
-    (``sigma`` pixels) mean over bare skin only, so eyes, brows and lips stay in the details.
-    ``gain`` matches the donor's detail contrast (lightness) to the target's, within
-    ``1 / MAX_DETAIL_GAIN`` and ``MAX_DETAIL_GAIN``.
+def donor_details(donor_rgb: np.ndarray, donor_skin: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
+    """The donor's part of the tone fit (see :func:`tone_details`), kept by a video track while its face stays put.
 
     Args:
         donor_rgb: ``(h, w, 3)`` uint8 donor face, already warped onto the target.
         donor_skin: ``(h, w)`` bool bare skin of the warped donor.
-        target_rgb: ``(h, w, 3)`` uint8 target.
-        target_skin: ``(h, w)`` bool bare skin of the target.
         sigma: Low-pass scale in pixels.
-
-    Returns:
-        ``(h, w, 3)`` uint8 RGB.
-    """
-    return tone_details(donor_details(donor_rgb, donor_skin, sigma), target_rgb, target_skin, sigma)
-
-
-def donor_details(donor_rgb: np.ndarray, donor_skin: np.ndarray, sigma: float) -> tuple[np.ndarray, float]:
-    """The donor's part of :func:`fit_tone` (kept by a video track while its face stays put).
 
     Returns:
         ``(h, w, 3)`` float32 CIELAB details (donor minus its low frequencies over ``donor_skin``)
@@ -222,7 +205,22 @@ def donor_details(donor_rgb: np.ndarray, donor_skin: np.ndarray, sigma: float) -
 
 def tone_details(details: tuple[np.ndarray, float], target_rgb: np.ndarray, target_skin: np.ndarray,
                  sigma: float) -> np.ndarray:
-    """The target's part of :func:`fit_tone`: ``details`` (see :func:`donor_details`) on its low frequencies."""
+    """The donor's details on the target's low frequencies (skin tone, light, shading).
+
+    In CIELAB: ``low(target) + gain * (donor - low(donor))``, where ``low`` is a Gaussian
+    (``sigma`` pixels) mean over bare skin only, so eyes, brows and lips stay in the details.
+    ``gain`` matches the donor's detail contrast (lightness) to the target's, within
+    ``1 / MAX_DETAIL_GAIN`` and ``MAX_DETAIL_GAIN``.
+
+    Args:
+        details: The donor's details and their spread (see :func:`donor_details`).
+        target_rgb: ``(h, w, 3)`` uint8 target.
+        target_skin: ``(h, w)`` bool bare skin of the target.
+        sigma: Low-pass scale in pixels.
+
+    Returns:
+        ``(h, w, 3)`` uint8 RGB.
+    """
     detail, spread = details
     target = cv2.cvtColor(target_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
     target_low = _low_pass(target, target_skin, sigma)

@@ -5,7 +5,7 @@ the track's detection, so a still or slowly moving person's face stays at about 
 in it. For each track the grey crop of the frame its mesh was found on is kept; a later frame's
 face area is aligned to it by the best whole-pixel shift (phase correlation) and, while the two
 agree (normalized correlation at least ``SAME_FACE``), the mesh is that frame's moved by the
-shift and the planned face (:class:`~realanon.generators.face_render.InnerFacePlan`) is moved
+shift and the planned face (:class:`~realanon.generators.face_render.FacePlan`) is moved
 with it: only the tone, histograms and grain are fitted to the new frame's pixels. When the face
 moved further, turned, or changed its expression, FaceMesh runs again and the plans are redone.
 """
@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import cv2
 import numpy as np
 
-from realanon.generators.face_render import InnerFacePlan
+from realanon.generators.face_render import FacePlan
 
 # Aligned grey face areas correlating at least this much are the same face, pose and expression.
 SAME_FACE = 0.98
@@ -73,12 +73,14 @@ class KeptFace:
     Attributes:
         grey: ``(h, w)`` float32 grey crop of that frame.
         target: ``(478, 3)`` mesh in that crop's pixels, or None when none was found.
+        flag: What the finder said besides (see :meth:`FaceKeeper.face`).
         plans: Per key (identity), the planned inner face and the shift it was made at.
     """
 
     grey: np.ndarray
     target: np.ndarray | None
-    plans: OrderedDict[Hashable, tuple[InnerFacePlan | None, tuple[int, int]]] = field(default_factory=OrderedDict)
+    flag: bool
+    plans: OrderedDict[Hashable, tuple[FacePlan | None, tuple[int, int]]] = field(default_factory=OrderedDict)
 
 
 class FaceKeeper:
@@ -97,15 +99,15 @@ class FaceKeeper:
         """Forgets where faces were on the previous frame (a plan is reused only for a track of this frame)."""
         self.shifts.clear()
 
-    def target(self, seed: int, crop: np.ndarray, box_xyxy: tuple[float, float, float, float],
-               find: Callable[[], np.ndarray | None]) -> np.ndarray | None:
+    def face(self, seed: int, crop: np.ndarray, box_xyxy: tuple[float, float, float, float],
+             find: Callable[[], tuple[np.ndarray | None, bool]]) -> tuple[np.ndarray | None, bool]:
         """Track ``seed``'s face mesh on this frame: the kept one moved, or ``find()`` (then kept).
 
         Args:
             seed: The track's seed.
             crop: ``(h, w, 3)`` uint8 RGB crop of this frame.
             box_xyxy: The face box in crop pixels.
-            find: Finds the mesh anew (FaceMesh).
+            find: Finds the mesh anew (FaceMesh): ``(mesh or None, flag)``; the flag is kept with it.
         """
         grey = cv2.cvtColor(crop, cv2.COLOR_RGB2GRAY).astype(np.float32)
         kept = self.faces.get(seed)
@@ -113,20 +115,21 @@ class FaceKeeper:
         if kept is not None and shift is not None:
             self.faces.move_to_end(seed)
             self.shifts[seed] = shift
-            return None if kept.target is None else kept.target + np.array([shift[0], shift[1], 0], np.float32)
-        target = find()
-        self.faces[seed] = KeptFace(grey, target)
+            moved = None if kept.target is None else kept.target + np.array([shift[0], shift[1], 0], np.float32)
+            return moved, kept.flag
+        target, flag = find()
+        self.faces[seed] = KeptFace(grey, target, flag)
         self.faces.move_to_end(seed)
         self.shifts[seed] = (0, 0)
         while len(self.faces) > self.remember:
             self.faces.popitem(last=False)
-        return target
+        return target, flag
 
     def plan(self, seed: int, key: Hashable, size_hw: tuple[int, ...],
-             make: Callable[[], InnerFacePlan | None]) -> InnerFacePlan | None:
+             make: Callable[[], FacePlan | None]) -> FacePlan | None:
         """Track ``seed``'s planned face for ``key`` on this frame: the kept one moved, or ``make()``.
 
-        Untracked faces (no :meth:`target` on this frame) always get ``make()``.
+        Untracked faces (no :meth:`face` on this frame) always get ``make()``.
         """
         shift = self.shifts.get(seed)
         if shift is None:

@@ -19,7 +19,6 @@ from realanon.generators.face_inner import (
     ease_in,
     edge_alpha,
     face_height,
-    fit_tone,
     inner_face_mask,
     match_grain,
     match_histograms,
@@ -128,10 +127,11 @@ def _resize(image: np.ndarray, size_wh: tuple[int, int], nearest: bool = False) 
 
 
 @dataclass(frozen=True)
-class InnerFacePlan:
-    """Everything of an inner-face replacement that does not depend on the crop's pixels.
+class FacePlan:
+    """Everything of a face replacement that does not depend on the crop's pixels.
 
-    Made by :func:`plan_inner_face`, drawn into a crop by :func:`draw_inner_face`; a video track
+    Made by :func:`plan_inner_face` or :func:`plan_without_mesh`, drawn into a crop by
+    :func:`draw_face`; a video track
     keeps it while its face stays put in its crop (shifted by whole pixels, see :meth:`shifted`),
     so only the tone, histograms and grain are fitted to each new frame.
 
@@ -139,11 +139,14 @@ class InnerFacePlan:
         box: ``(x1, y1, x2, y2)`` crop pixels of the working area.
         work_wh: Size of the working copy.
         details: The donors' details (see :func:`donor_details`) on the working copy.
-        target_skin: ``(h, w)`` bool bare skin of the target on the working copy.
+        target_skin: ``(h, w)`` bool where the target's tone is taken on the working copy (its
+            bare skin; without a mesh, the replace-mask).
         soft: ``(h, w)`` float32 weight of the donors' face proper on the working copy.
         alpha: ``(y2 - y1, x2 - x1)`` float32 hand-over to the original at full size.
         sigma: Low-pass scale of the tone fit on the working copy, in pixels.
         clipped: Whether ``box`` was cut by the crop's edge (such a plan is never shifted).
+        fitted: Whether grain and histograms are matched to the target's (an inner face; a cover
+            lands on what may be no face at all, a flat area that would flatten it too).
     """
 
     box: tuple[int, int, int, int]
@@ -154,8 +157,9 @@ class InnerFacePlan:
     alpha: np.ndarray
     sigma: float
     clipped: bool
+    fitted: bool = True
 
-    def shifted(self, dx: int, dy: int, size_hw: tuple[int, ...]) -> InnerFacePlan | None:
+    def shifted(self, dx: int, dy: int, size_hw: tuple[int, ...]) -> FacePlan | None:
         """The plan moved by ``(dx, dy)`` whole pixels, or None when it would leave the crop."""
         x1, y1, x2, y2 = self.box
         if (dx, dy) == (0, 0):
@@ -166,8 +170,22 @@ class InnerFacePlan:
 
 
 def plan_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, donors: DonorSet, keep: float,
-                    keep_features: float, work_face_px: int) -> InnerFacePlan | None:
-    """The pixel-independent part of :func:`replace_inner_face` (None: nothing to replace)."""
+                    keep_features: float, work_face_px: int) -> FacePlan | None:
+    """Plans the inner face of ``crop`` (brows to chin, cheek to cheek) replaced by the donors' blend.
+
+    Args:
+        crop: ``(h, w, 3)`` uint8 RGB crop.
+        mask: ``(h, w)`` bool replace-mask; nothing outside it changes.
+        target: ``(478, 3)`` target landmarks in crop pixels.
+        donors: The identity's donors.
+        keep: Share of the target's face geometry kept (see :func:`mixed_shape`).
+        keep_features: Share kept for eyes and lips.
+        work_face_px: Face height of the working copy.
+
+    Returns:
+        The plan (see :func:`draw_face`; pixels outside the inner face stay the crop's), or
+        None when nothing of the inner face lies in the mask.
+    """
     face_px = face_height(target)
     box = _work_area(target[mesh_groups()["oval"], :2], 0.15 * face_px, crop.shape)
     x1, y1, x2, y2 = box
@@ -183,13 +201,13 @@ def plan_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, dono
     texture = render_blend(donors, geometry, work_hw)
     sigma = TONE_SIGMA * face_height(target_w)
     unclipped = _work_area(target[mesh_groups()["oval"], :2], 0.15 * face_px, (10**9, 10**9))
-    return InnerFacePlan(box, work_wh, donor_details(texture, skin_mask(geometry, work_hw), sigma),
+    return FacePlan(box, work_wh, donor_details(texture, skin_mask(geometry, work_hw), sigma),
                          skin_mask(target_w, work_hw), soft_face_weight(geometry, work_hw),
                          edge_alpha(changed, EDGE_RAMP * face_px), sigma, unclipped != box)
 
 
-def draw_inner_face(crop: np.ndarray, mask: np.ndarray, plan: InnerFacePlan, seed: int) -> np.ndarray:
-    """Draws a planned inner face into ``crop``: tone, histograms and grain fitted to its pixels.
+def draw_face(crop: np.ndarray, mask: np.ndarray, plan: FacePlan, seed: int) -> np.ndarray:
+    """Draws a planned face into ``crop``: tone, grain and histograms fitted to its pixels.
 
     Returns:
         ``(h, w, 3)`` uint8 RGB; pixels outside the inner face (and outside ``mask``) equal ``crop``.
@@ -202,34 +220,14 @@ def draw_inner_face(crop: np.ndarray, mask: np.ndarray, plan: InnerFacePlan, see
     # the difference at the edge (dark hair against the target's skin) over the whole face.
     layer = _resize(ease_in(toned, work, plan.soft), (x2 - x1, y2 - y1))
     inside = mask[y1:y2, x1:x2]
-    new = match_grain(ease_in(layer, sub, plan.alpha), sub, plan.alpha, seed)
-    # Last, at full size: scaling up and the grain change the spread of saturation and brightness.
-    new = match_histograms(new, sub, (plan.alpha > 0) & inside)
+    new = ease_in(layer, sub, plan.alpha)
+    if plan.fitted:
+        # Last, at full size: scaling up and the grain change the spread of saturation and brightness.
+        new = match_histograms(match_grain(new, sub, plan.alpha, seed), sub, (plan.alpha > 0) & inside)
     np.copyto(new, sub, where=~inside[..., None])
     out = crop.copy()
     out[y1:y2, x1:x2] = new
     return out
-
-
-def replace_inner_face(crop: np.ndarray, mask: np.ndarray, target: np.ndarray, donors: DonorSet,
-                       keep: float, keep_features: float, work_face_px: int, seed: int) -> np.ndarray:
-    """Replaces the inner face of ``crop`` (brows to chin, cheek to cheek) with the donors' blend.
-
-    Args:
-        crop: ``(h, w, 3)`` uint8 RGB crop.
-        mask: ``(h, w)`` bool replace-mask; nothing outside it changes.
-        target: ``(478, 3)`` target landmarks in crop pixels.
-        donors: The identity's donors.
-        keep: Share of the target's face geometry kept (see :func:`mixed_shape`).
-        keep_features: Share kept for eyes and lips.
-        work_face_px: Face height of the working copy.
-        seed: Seeds the grain.
-
-    Returns:
-        ``(h, w, 3)`` uint8 RGB; pixels outside the inner face (and outside ``mask``) equal ``crop``.
-    """
-    plan = plan_inner_face(crop, mask, target, donors, keep, keep_features, work_face_px)
-    return crop.copy() if plan is None else draw_inner_face(crop, mask, plan, seed)
 
 
 def fallback_geometry(reference: np.ndarray, anchors: np.ndarray | None, mask: np.ndarray) -> np.ndarray:
@@ -269,17 +267,14 @@ def fallback_geometry(reference: np.ndarray, anchors: np.ndarray | None, mask: n
     return out
 
 
-def replace_without_mesh(crop: np.ndarray, mask: np.ndarray, anchors: np.ndarray | None, donors: DonorSet,
-                         work_face_px: int, seed: int, ramp: float = FALLBACK_RAMP) -> np.ndarray:
-    """Replaces a face whose mesh was not found: smaller, softer, but covering the whole face.
+def plan_without_mesh(crop: np.ndarray, mask: np.ndarray, anchors: np.ndarray | None, donors: DonorSet,
+                      work_face_px: int, ramp: float = FALLBACK_RAMP) -> FacePlan:
+    """Plans a face whose mesh was not found: smaller, softer, but covering the whole face.
 
     The blend of the donors is placed by :func:`fallback_geometry`, toned to the crop's low
     frequencies inside the mask, fully opaque on the mask's core (the face box) and fading out
     over ``ramp`` of the mask's half-size towards its edge (``OPAQUE_RAMP``: opaque over the
     whole mask, so none of the person's outline inside it shows through).
-
-    Returns:
-        ``(h, w, 3)`` uint8 RGB; pixels outside ``mask`` equal ``crop``.
     """
     reference = vary_shape(mixed_shape(donors.landmarks[0], list(donors.landmarks), donors.weights, 0.0, 0.0),
                            donors.shape)
@@ -289,17 +284,15 @@ def replace_without_mesh(crop: np.ndarray, mask: np.ndarray, anchors: np.ndarray
     x1, y1, x2, y2 = box
     scale = _work_scale(face_height(placed), work_face_px)
     work_wh = (max(2, round((x2 - x1) * scale)), max(2, round((y2 - y1) * scale)))
-    work = _resize(crop[y1:y2, x1:x2], work_wh)
+    work_hw = (work_wh[1], work_wh[0])
     geometry = _to_work(placed, box, scale)
-    texture = render_blend(donors, geometry, work.shape)
+    texture = render_blend(donors, geometry, work_hw)
     region = _resize(mask[y1:y2, x1:x2].astype(np.uint8), work_wh, True).astype(bool)
-    toned = fit_tone(texture, skin_mask(geometry, work.shape[:2]), work, region, TONE_SIGMA * face_height(geometry))
+    sigma = TONE_SIGMA * face_height(geometry)
     sub_mask = mask[y1:y2, x1:x2]
-    alpha = edge_alpha(sub_mask, ramp * min(x2 - x1, y2 - y1) / 2)
-    layer = _resize(toned, (x2 - x1, y2 - y1))
-    out = crop.copy()
-    out[y1:y2, x1:x2] = ease_in(layer, crop[y1:y2, x1:x2], alpha * sub_mask)
-    return out
+    alpha = edge_alpha(sub_mask, ramp * min(x2 - x1, y2 - y1) / 2) * sub_mask
+    return FacePlan(box, work_wh, donor_details(texture, skin_mask(geometry, work_hw), sigma), region,
+                    np.ones(work_hw, np.float32), alpha, sigma, False, fitted=False)
 
 
 def face_anchors(keypoints: np.ndarray | None, layout: str | None) -> np.ndarray | None:

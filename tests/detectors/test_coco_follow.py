@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from realanon.detectors.coco_boxes import TiledPersonDetector
+from realanon.detectors.coco_boxes import FOLLOW_MIN_INPUT, TiledPersonDetector
 from realanon.detectors.coco_person import CocoPersonDetector
 from realanon.detectors.coco_reuse import DetailReuse, shift_mask
 from realanon.detectors.coco_tiles import follow_regions
@@ -22,9 +22,10 @@ class _OnePersonOnce:
     input_size = 512
     any_size = True
 
-    def __init__(self) -> None:
+    def __init__(self, score: float = 0.9) -> None:
         self.canvases: list[tuple[int, ...]] = []
         self.passes = 0
+        self.score = score
 
     def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         self.canvases.append(canvas.shape)
@@ -32,7 +33,7 @@ class _OnePersonOnce:
         if self.passes > 1:
             return np.zeros((0, 4)), np.zeros(0)
         scale = 512 / 1280  # the whole-frame pass letterboxes 1280 px into 512
-        return np.array([[600, 300, 620, 340]]) * scale, np.array([0.9])
+        return np.array([[600, 300, 620, 340]]) * scale, np.array([self.score])
 
 
 def test_follow_regions_grow_each_person_and_merge_neighbours() -> None:
@@ -77,7 +78,7 @@ def test_tracked_calls_between_full_searches_search_a_crop_around_each_small_per
     detector(frame)
     whole, *rest = model.canvases
     assert whole[:2] == (512, 512) and len(rest) == 2  # one tile group (1 of 6 tiles) and one crop
-    assert min(rest)[:2] == (128, 128)  # the crop: at least 128 network px, around the person
+    assert min(rest)[:2] == (FOLLOW_MIN_INPUT, FOLLOW_MIN_INPUT)  # the crop: the least size, around the person
     model.canvases.clear()
     for _ in range(FOLLOW_CALLS + 1):
         detector(frame)
@@ -89,6 +90,18 @@ def test_tracked_calls_between_full_searches_search_a_crop_around_each_small_per
     unfollowing.model.canvases.clear()  # type: ignore[attr-defined]
     unfollowing(frame)
     assert len(unfollowing.model.canvases) == 2  # type: ignore[attr-defined]
+
+
+def test_a_candidate_under_the_threshold_is_followed_but_not_reported() -> None:
+    frame = np.zeros((720, 1280, 3), np.uint8)
+    for follow_min_score, crops in ((0.15, 1), (0.25, 0)):
+        model = _OnePersonOnce(score=0.2)
+        detector = TiledPersonDetector(model, spread=6, min_score=0.25, follow_min_score=follow_min_score)
+        detector.set_tracked(True)
+        assert len(detector(frame)) == 0
+        model.canvases.clear()
+        assert len(detector(frame)) == 0
+        assert len(model.canvases) == 2 + crops
 
 
 def test_shift_mask_moves_pixels_and_drops_those_leaving_the_frame() -> None:

@@ -34,14 +34,14 @@ def test_keeper_finds_a_mesh_once_while_the_face_stays_put() -> None:
     crop = np.repeat(texture(2)[..., None], 3, axis=2).clip(0, 255).astype(np.uint8)
     mesh = np.zeros((478, 3), np.float32)
 
-    def find() -> np.ndarray:
+    def find() -> tuple[np.ndarray, bool]:
         found.append(1)
-        return mesh
+        return mesh, False
 
     box = (24.0, 24.0, 72.0, 72.0)
-    assert keeper.target(7, crop, box, find) is mesh
+    assert keeper.face(7, crop, box, find)[0] is mesh
     keeper.new_frame()
-    moved = keeper.target(7, np.roll(crop, 2, axis=1), box, find)
+    moved, _ = keeper.face(7, np.roll(crop, 2, axis=1), box, find)
     assert len(found) == 1 and moved is not None and np.allclose(moved[:, :2], [2, 0])
     made = []
     plan = keeper.plan(7, "identity", crop.shape, lambda: made.append(1))  # type: ignore[func-returns-value]
@@ -51,7 +51,7 @@ def test_keeper_finds_a_mesh_once_while_the_face_stays_put() -> None:
     keeper.new_frame()
     keeper.plan(8, "identity", crop.shape, lambda: made.append(1))  # type: ignore[func-returns-value]
     assert made == [1, 1], "an untracked face (no target on this frame) is always planned anew"
-    keeper.target(7, np.repeat(texture(3)[..., None], 3, axis=2).clip(0, 255).astype(np.uint8), box, find)
+    keeper.face(7, np.repeat(texture(3)[..., None], 3, axis=2).clip(0, 255).astype(np.uint8), box, find)
     assert len(found) == 2, "another face under the track's seed is meshed again"
 
 
@@ -68,8 +68,8 @@ def test_a_still_tracked_face_is_meshed_and_warped_once(
     crop, mask, seed = astronaut_region
     generator = DonorFaceSwap()
     meshed, planned = [], []
-    find, plan = generator.find_target, donor_module.plan_inner_face
-    monkeypatch.setitem(generator.__dict__, "find_target", lambda *a: meshed.append(1) or find(*a))
+    find, plan = generator.find_face, donor_module.plan_inner_face
+    monkeypatch.setitem(generator.__dict__, "find_face", lambda *a: meshed.append(1) or find(*a))
     monkeypatch.setattr(donor_module, "plan_inner_face", lambda *a: planned.append(1) or plan(*a))
 
     def draw(image: np.ndarray, tracked: bool = True) -> np.ndarray:

@@ -1,0 +1,103 @@
+"""How donor bodies fit the people they replace: box-only poses, far limbs of side views, scene colour."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from realanon.generators._util import mask_bbox
+from realanon.generators.body_warp import (
+    LIMBS,
+    apply_affine,
+    borrowed_limbs,
+    box_affine,
+    box_pose,
+    part_transforms,
+)
+from realanon.generators.donor_body import DEFAULT_BODY_BANK, DonorBody, light_cast, scene_colourfulness
+
+
+def _front() -> np.ndarray:
+    """A standing person facing the camera, 90 px tall, arms down (COCO-17, visible)."""
+    xy = np.array([[50, 10], [53, 8], [47, 8], [56, 10], [44, 10], [62, 25], [38, 25], [64, 42], [36, 42],
+                   [65, 58], [35, 58], [58, 58], [42, 58], [57, 78], [43, 78], [56, 98], [44, 98]], np.float32)
+    return np.hstack([xy, np.ones((17, 1), np.float32)])
+
+
+def _silhouette(kp: np.ndarray) -> np.ndarray:
+    """``(110, 100)`` bool: a thin figure through the keypoints (as wide as the donor's arms)."""
+    mask = np.zeros((110, 100), bool)
+    mask[4:100, int(kp[:, 0].min()) - 2:int(kp[:, 0].max()) + 3] = True
+    return mask
+
+
+def test_box_pose_spreads_feet_and_hands_to_a_wide_box_only() -> None:
+    donor = _front()
+    mask = _silhouette(donor)  # 35 px wide, 96 tall
+    narrow_box = (0.0, 0.0, 20.0, 96.0)  # no wider than the donor's feet: only fitted
+    narrow = box_pose(donor, mask, narrow_box)
+    src = tuple(float(v) for v in mask_bbox(mask))
+    np.testing.assert_allclose(narrow[:, :2], apply_affine(box_affine(src, narrow_box), donor[:, :2]), atol=1e-4)
+    standing = box_pose(donor, mask, (0.0, 0.0, 35.0, 96.0))
+    wide = box_pose(donor, mask, (0.0, 0.0, 60.0, 96.0))
+    feet = float(wide[15, 0] - wide[16, 0])
+    assert feet + 2 * 0.04 * 96 == pytest.approx(0.85 * 60)  # the feet's outer edges span 85 % of the box
+    def span(kp: np.ndarray, i: int, j: int) -> float:
+        return float(kp[i, 0] - kp[j, 0])
+
+    # Hands move out half as far as the feet (arms swing less than legs stride).
+    assert span(wide, 9, 10) - span(standing, 9, 10) == pytest.approx(0.5 * (span(wide, 15, 16) - span(standing, 15, 16)))
+    np.testing.assert_allclose(wide[[0, 5, 6, 11, 12], :2], standing[[0, 5, 6, 11, 12], :2] + (12.5, 0), atol=1e-4)
+    np.testing.assert_array_equal(wide[:, 1], standing[:, 1])  # nobody is lifted off the ground
+    huge = box_pose(donor, mask, (0.0, 0.0, 400.0, 96.0))  # a rock's box: the spread is capped
+    assert float(huge[15, 0] - huge[16, 0]) == pytest.approx(float(donor[15, 0] - donor[16, 0]) + 2 * 0.2 * 96)
+
+
+def test_side_view_donor_lends_its_near_leg_to_the_targets_far_leg() -> None:
+    donor = _front()
+    donor[[5, 11, 13, 15], 0] = donor[[6, 12, 14, 16], 0] = 50.0  # seen from the side
+    donor[[8, 10, 14, 16], 2] = 0.0  # the far arm and leg are hidden
+    target = donor.copy()
+    target[[14, 16], 2] = 1.0
+    target[16, 0], target[15, 0] = 35.0, 65.0  # walking: feet apart
+    sources = borrowed_limbs(donor, target)
+    assert sources == {"r_thigh": "l_thigh", "r_shin": "l_shin"}  # the arm stays hidden in the target too
+    transforms = part_transforms(donor, target)
+    assert transforms is not None
+    for name in ("r_shin", "l_shin"):
+        i, j, _ = LIMBS[name]
+        si, sj, _ = LIMBS[sources.get(name, name)]
+        np.testing.assert_allclose(apply_affine(transforms[name], donor[[si, sj], :2]), target[[i, j], :2], atol=1e-3)
+
+
+def test_only_a_grey_scene_mutes_the_donor() -> None:
+    rng = np.random.default_rng(0)
+    film = np.full((500, 3), 128.0, np.float32)
+    film[:, 0] = rng.uniform(20, 240, 500)
+    film[:, 1:] += rng.normal(0, 1.0, (500, 2))  # a grey film's JPEG noise
+    assert scene_colourfulness(film) == 0.0
+    road = film.copy()
+    road[:, 1:] = 128.0 + rng.normal(0, 2.0, (500, 2))
+    road[:60, 1:] = (110.0, 150.0)  # a little grass at the edge of a grey road in colour footage
+    assert scene_colourfulness(road) == 1.0
+
+
+def test_light_cast_ignores_coloured_surfaces_and_keeps_a_tinted_light() -> None:
+    lab = np.full((400, 3), 128.0, np.float32)
+    lab[:, 0] = 150.0
+    lab[:200, 1:] = (100.0, 160.0)  # grass around a person on a grey road
+    np.testing.assert_allclose(light_cast(lab), (0.0, 0.0), atol=1e-6)
+    tinted = lab.copy()
+    tinted[:, 2] += 12.0  # a yellow light tints the road too
+    assert light_cast(tinted)[1] == pytest.approx(12.0)
+
+
+@pytest.mark.skipif(not DEFAULT_BODY_BANK.exists(), reason="weights/body-donors/bank.npz not built")
+def test_a_box_only_walker_is_filled_by_the_donor() -> None:
+    generator = DonorBody()
+    mask = np.zeros((140, 100), bool)
+    mask[10:130, 20:80] = True  # a box half as wide as tall, no keypoints
+    index = generator.choose_view(generator.identity(3).person, None)
+    _, cover = generator.donor_layer(mask.shape, mask, None, index, generator.identity(3))
+    xs = np.flatnonzero((cover > 0.5).any(axis=0))
+    assert xs.max() - xs.min() + 1 >= 0.7 * 60 * 0.9  # the box inside the mask's 5 % margin, about filled

@@ -5,7 +5,8 @@ Run (offline, CPU; about 10 minutes on 2 shared cores)::
     OMP_NUM_THREADS=1 python scripts/measure_body_spread.py [--frames 60] [--clips vtest,film] [--only LABEL]
 
 Clips: ``--frames`` frames from frame 200 of vtest.avi at its own 768x576 (walkers, still
-camera) and of the 1906 street film upscaled to 1280x720 (camera on a tram), encoded almost
+camera; ``vtest720``: upscaled to 1280x720, as ``scripts/benchmark.py body`` runs it) and of the
+1906 street film upscaled to 1280x720 (camera on a tram), encoded almost
 losslessly (crf 12). Truth: ``coco_person``'s box stage (CenterNet, whole frame plus every tile,
 square tiles, or fitted ones with ``--truth fitted``, no memory) on every frame, people scoring >= the ``body_mask`` preset's threshold. Each variant
 runs the whole tracked pipeline (:func:`realanon.video.anonymize_video`, preset ``body_mask``,
@@ -53,7 +54,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--frames", type=int, default=60)
-    parser.add_argument("--clips", default="vtest,film", help="vtest and/or film")
+    parser.add_argument("--clips", default="vtest,film", help="vtest, vtest720 (upscaled to 1280x720) and/or film")
     parser.add_argument("--only", default="", help="run only the variants whose label contains this "
                         "(several: separated by |)")
     parser.add_argument("--truth", default="square", choices=("square", "fitted"),
@@ -70,6 +71,7 @@ def main() -> None:
           "|---|---|---|---|---|---|---|")
     clips = [(name, path, size) for key, name, path, size in (
         ("vtest", "vtest.avi 768x576 (still camera)", vtest_path(), None),
+        ("vtest720", "vtest.avi 1280x720 (still camera, upscaled)", vtest_path(), (1280, 720)),
         ("film", "street film 1280x720 (moving)", street_film_path(), (1280, 720))) if key in args.clips.split(",")]
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)

@@ -176,8 +176,10 @@ def groups(methods: list[str]) -> dict[str, list[np.ndarray]]:
             stats[m][1] += len(dist)
             stats[m][2] += round(close_share(desc, originals) * len(big))
             stats[m][3] += len(big)
-            for i, j in zip(*np.nonzero(np.linalg.norm(desc[:, None] - originals[None], axis=2) < 0.6)):
-                print(f"{m}: {name} face {i} at {np.round(big[i].box_xyxy)} < 0.6 from face {j}", file=sys.stderr)
+            for kind, other in (("original", originals), ("replaced", desc)):
+                for i, j in zip(*np.nonzero(np.linalg.norm(desc[:, None] - other[None], axis=2) < 0.6)):
+                    if kind == "original" or i < j:
+                        print(f"{m}: {name} face {i} < 0.6 from {kind} face {j}", file=sys.stderr)
         print(f"{name}: {len(dets)} faces, {len(big)} >= {MIN_GROUP_FACE} px", file=sys.stderr, flush=True)
     print("\n| method | twin pairs (dlib < 0.6) among replaced faces of one picture | replaced faces < 0.6 "
           "from an original face of the picture |\n|---|---|---|")

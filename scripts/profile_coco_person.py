@@ -94,13 +94,13 @@ def spin_table(runs: int) -> list[str]:
 
 def heads_table(runs: int) -> list[str]:
     """CPU and wall ms of one cut CenterNet pass computing all 80 class heatmaps or only the person's."""
-    from realanon.detectors.coco_boxes import _CENTERNET_OUTPUTS, _CENTERNET_PERSON_ONLY
+    from realanon.detectors.coco_models import CENTERNET_OUTPUTS, CENTERNET_PERSON_ONLY
     from realanon.detectors.onnx_models import open_session
 
     x = np.random.default_rng(0).integers(0, 255, (1, 512, 512, 3)).astype(np.float32)
     rows = ["| CenterNet heatmaps computed | CPU ms | wall ms |", "|---|---|---|"]
-    for label, first_rows in (("80 classes", None), ("person only (the default)", _CENTERNET_PERSON_ONLY)):
-        session = open_session("centernet", threads=1, outputs=_CENTERNET_OUTPUTS, free_dims=(1, 2),
+    for label, first_rows in (("80 classes", None), ("person only (the default)", CENTERNET_PERSON_ONLY)):
+        session = open_session("centernet", threads=1, outputs=CENTERNET_OUTPUTS, free_dims=(1, 2),
                                first_rows=first_rows)
         name = session.get_inputs()[0].name
         session.run(None, {name: x})

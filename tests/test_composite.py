@@ -162,11 +162,14 @@ def test_blur_of_the_box_equals_blurring_the_whole_crop(box, sigma, rng) -> None
 
 
 @pytest.mark.parametrize(("size", "sigma"), [((30, 40), 1.0), ((60, 60), 2.5), ((150, 200), 3.0), ((20, 300), 1.7)])
-def test_gaussian_blur_is_within_2_levels_of_opencvs(size, sigma, rng) -> None:  # type: ignore[no-untyped-def]
+def test_gaussian_blur_is_within_1_level_of_the_exact_blur(size, sigma, rng) -> None:  # type: ignore[no-untyped-def]
     image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
     ours = gaussian_blur(image, sigma).astype(int)
+    exact = cv2.GaussianBlur(image.astype(np.float64), (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
+    assert ours.shape == exact.shape and np.abs(ours - exact).max() <= 1.0
+    # OpenCV's own uint8 path rounds its kernel to fixed point: up to 2 levels from the exact blur.
     theirs = cv2.GaussianBlur(image, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
-    assert ours.shape == theirs.shape and np.abs(ours - theirs).max() <= 2 and np.abs(ours - theirs).mean() < 0.6
+    assert np.abs(ours - theirs).max() <= 2
 
 
 def test_baselines_change_only_the_mask_box(rng) -> None:  # type: ignore[no-untyped-def]

@@ -24,12 +24,11 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from typing import Protocol
 
 import numpy as np
 
 from realanon.detectors._boxes import box_iou, box_overlap_min, nms
-from realanon.detectors.coco_decode import PERSON, decode_centernet, decode_nanodet
+from realanon.detectors.coco_models import CenterNetBoxes, NanoDetBoxes, PersonBoxModel
 from realanon.detectors.coco_tiles import (
     MIN_INPUT_HEIGHT,
     Region,
@@ -39,9 +38,9 @@ from realanon.detectors.coco_tiles import (
     frame_tiles,
     letterbox,
     pad_scaled,
+    scaled_pixels,
     tile_size_for,
 )
-from realanon.detectors.onnx_models import open_session
 from realanon.detectors.tile_spread import TileSpread
 from realanon.registry import register_detector
 from realanon.structures import Detection, Detections
@@ -55,12 +54,6 @@ SPREAD = 6
 # Frames under 24 / MIN_HEIGHT_FRACTION = 576 px tall are searched for people down to this fraction of
 # their height rather than 24 px (vtest at half size: 12 px, as 24 px at full size; docs/regions.md).
 MIN_HEIGHT_FRACTION = 24 / 576
-# CenterNet's inner tensors kept by the cut graph (NCHW): 80 class heatmaps and the 4 box sides in input
-# pixels, both at stride 4 (the shipped graph's own decoding, which needs a 512x512 input, is dropped).
-_CENTERNET_OUTPUTS = ("tower_0/Sigmoid:0", "tower_0/mul:0")
-# Weight and bias of the 1x1 convolution that makes the 80 class heatmaps: only the first (person,
-# class 0) is kept, which leaves its heatmap bit-identical and saves about a tenth of a pass.
-_CENTERNET_PERSON_ONLY = {"Const_30:0": PERSON + 1, "Const_31:0": PERSON + 1}
 # Fitted tiles (frame_tiles fit=True) for models of any input size: the same scale and least overlap as
 # square tiles in 0.66x the network input at 720p (0.59-0.68x the CPU), but CenterNet then finds a
 # different set of the people near its threshold: against the square search as truth the street film
@@ -70,14 +63,14 @@ FIT_TILES = False
 # Following people between full searches (TiledPersonDetector follow): crops around the people and the
 # candidates scoring from FOLLOW_MIN_SCORE found before who appear under FOLLOW_BELOW x MIN_INPUT_HEIGHT tall
 # in the whole-frame pass, grown by FOLLOW_GROW x their height on each side and at least FOLLOW_MIN_INPUT
-# network pixels each way. Crops of 128 px and people only (0.25) left 6-7 people-frames of 839 uncovered on
-# the street film where every tile on every frame left 1: CenterNet scores a person near its threshold
-# differently with less context, and a candidate found just under 0.25 in one frame was not looked for in the
-# next (diagnostic runs, not repo commands; the chosen values' figures are in docs/benchmarks.md).
+# network pixels each way. With crops of at least 128 or 256 px, or following people (0.25) and not
+# candidates, the street film kept 4-7 people-frames of 839 uncovered where every tile on every frame left 1:
+# CenterNet scores a person near its threshold lower with less context around them (diagnostic runs, not repo
+# commands; the chosen values' figures are in docs/benchmarks.md).
 FOLLOW = True
 FOLLOW_BELOW = 6.0
 FOLLOW_GROW = 0.5
-FOLLOW_MIN_INPUT = 256
+FOLLOW_MIN_INPUT = 384
 FOLLOW_MIN_SCORE = 0.15
 
 RunFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
@@ -178,62 +171,6 @@ def merge(boxes: np.ndarray, scores: np.ndarray, cut: np.ndarray, nms_iou: float
     return out, scores[final]
 
 
-class PersonBoxModel(Protocol):
-    """One network pass: person boxes and scores in a square ``input_size`` RGB uint8 canvas."""
-
-    name: str
-    input_size: int
-
-    def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
-
-
-class CenterNetBoxes:
-    """The shipped MobileNetV3 CenterNet, run up to its heatmaps, so on RGB 0-255 float images of any
-    size whose sides are multiples of 32 (it was converted for 512x512).
-
-    The graph is cut (:func:`~realanon.detectors.onnx_models.truncated_model`) after the class
-    heatmaps (sigmoid, stride 4; only the person's is computed) and the box sides; the person
-    heatmap's local maxima scoring at least ``min_score`` are decoded here
-    (:func:`decode_centernet`) as the model's own decoding does, without its cap of 100
-    detections of all classes.
-    """
-
-    name = "centernet_person"
-    input_size = 512
-    any_size = True
-
-    def __init__(self, model: str = "centernet", min_score: float = 0.25, device: str = "cpu",
-                 threads: int | None = None) -> None:
-        self.min_score = float(min_score)
-        self._session = open_session(model, device=device, threads=threads, outputs=_CENTERNET_OUTPUTS,
-                                     free_dims=(1, 2), first_rows=_CENTERNET_PERSON_ONLY)
-        self._input = self._session.get_inputs()[0].name
-
-    def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        heat, sides = self._session.run(None, {self._input: canvas[None].astype(np.float32)})
-        return decode_centernet(heat[0, PERSON], sides[0], self.min_score)
-
-
-class NanoDetBoxes:
-    """The shipped NanoDet (416x416 float RGB 0-1 input). Box sides are decoded as the expected
-    value of each side's 11-bin distribution, in units of the output stride (8, 16, 32)."""
-
-    name = "nanodet_person"
-    input_size = 416
-
-    def __init__(self, model: str = "nanodet", min_score: float = 0.25, device: str = "cpu",
-                 threads: int | None = None) -> None:
-        self.min_score = float(min_score)
-        self._session = open_session(model, device=device, threads=threads)
-        self._input = self._session.get_inputs()[0].name
-        self._outputs = [o.name for o in self._session.get_outputs()]
-
-    def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = np.ascontiguousarray((canvas.astype(np.float32) / 255.0).transpose(2, 0, 1)[None])
-        outs = self._session.run(self._outputs, {self._input: x})
-        return decode_nanodet([o[0] for o in outs], self.input_size, self.min_score)
-
-
 class TiledPersonDetector:
     """People (COCO class 0) found by one box network, whole frame and finer passes, merged.
 
@@ -310,7 +247,7 @@ class TiledPersonDetector:
             scale = MIN_INPUT_HEIGHT / self.min_height_at((h, w)) if self.pieces else None
             tile_scale = self.input_size / tile_size_for(self.input_size, self.min_height_at((h, w)))
             fit = tile_scale if self.fit_tiles else None
-            crops = self.follow_crops((h, w), tile_scale) if len(now) < len(tiles) else []
+            now, crops = self.follow_or_search_all(now, tiles, tile_scale, (h, w))
             b, s, c = run_passes(image, self.model, self.input_size, now, tiles, scale, fit, crops, tile_scale)
             boxes, scores = merge(b[s >= self.min_score], s[s >= self.min_score], c[s >= self.min_score], self.nms_iou)
             if self.schedule.follow:  # people and candidates scoring from follow_min_score are looked for again
@@ -320,13 +257,33 @@ class TiledPersonDetector:
                       for b, s in zip(boxes, scores))
         return Detections(items, (h, w))
 
+    def follow_or_search_all(self, now: list[Region], tiles: list[Region], tile_scale: float,
+                             size: tuple[int, int]) -> tuple[list[Region], list[Region]]:
+        """The tiles and follow crops to search: ``now`` and crops around the followed people when only
+        some tiles are due, or every tile and no crop when the crops would feed the network as many
+        pixels as the tiles left out (a crowd: the whole search costs no more)."""
+        if len(now) == len(tiles):
+            return now, []
+        crops = self.follow_crops(size, tile_scale)
+        if not crops:
+            return now, crops
+        pixels = sum(scaled_pixels(c, tile_scale) for c in crops)
+        if pixels >= sum(self._tile_pixels(t, tile_scale) for t in tiles if t not in now):
+            return tiles, []
+        return now, crops
+
+    def _tile_pixels(self, tile: Region, tile_scale: float) -> int:
+        """Network input pixels of one tile's pass (a square tile is letterboxed into the whole input)."""
+        return scaled_pixels(tile, tile_scale) if self.pieces or self.fit_tiles else self.input_size ** 2
+
     def follow_crops(self, size: tuple[int, int], tile_scale: float) -> list[Region]:
         """Crops around the followed people who appear under :data:`FOLLOW_BELOW` times
         :data:`MIN_INPUT_HEIGHT` tall in the whole-frame pass (larger people it finds itself)."""
         boxes = self.schedule.followed()
         whole_scale = self.input_size / max(size)
         small = boxes[(boxes[:, 3] - boxes[:, 1]) * whole_scale < FOLLOW_BELOW * MIN_INPUT_HEIGHT]
-        return follow_regions(small, size, FOLLOW_GROW, FOLLOW_MIN_INPUT / tile_scale)
+        # 2 network px short of FOLLOW_MIN_INPUT, so rounding the crop to whole pixels does not pad it by 32
+        return follow_regions(small, size, FOLLOW_GROW, (FOLLOW_MIN_INPUT - 2) / tile_scale, self.input_size / tile_scale)
 
     def min_height_at(self, size: tuple[int, int]) -> float:
         """The smallest person height (pixels) searched for in a frame of ``size`` ``(H, W)``."""

@@ -2,7 +2,7 @@
 
 CenterNet (``tower_0/Sigmoid:0`` class heatmaps and ``tower_0/mul:0`` box sides, stride 4) and
 NanoDet (per-stride class scores and side distributions); used by
-:mod:`realanon.detectors.coco_boxes`.
+:mod:`realanon.detectors.coco_models`.
 """
 
 from __future__ import annotations

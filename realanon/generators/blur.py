@@ -50,8 +50,10 @@ def gaussian_blur(image: np.ndarray, sigma: float) -> np.ndarray:
     """``image`` blurred by a Gaussian of ``sigma`` pixels, edges replicated.
 
     The same separable kernel as ``cv2.GaussianBlur`` on uint8 (radius 3 sigma), applied in
-    floating point by ``cv2.sepFilter2D``: within 2 levels of ``cv2.GaussianBlur``'s bit-exact
-    integer path, and 2-9 times faster on the small windows of faces (a crowd's dozens per frame).
+    floating point by ``cv2.sepFilter2D``: within 1 level of the exact blur (2 of
+    ``cv2.GaussianBlur``'s fixed-point uint8 path; ``tests/test_composite.py``), and much faster than
+    that path on small windows, which a crowd's dozens of faces per frame are (the stage table in
+    ``docs/benchmarks.md``).
     """
     kernel = _gaussian_kernel(int(sigma * 6 + 1.5) | 1, float(sigma))
     return cv2.sepFilter2D(image, -1, kernel, kernel, borderType=cv2.BORDER_REPLICATE)

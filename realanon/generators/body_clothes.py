@@ -42,9 +42,13 @@ class Identity:
     bulk: float = 0.0
 
 
-# Street clothes, not the bank's studio ones: mostly dark and muted (a squared uniform puts the
-# median brightness near 0.3 and the median saturation near 0.2), mostly long sleeves and trousers.
+# Street clothes, not the bank's studio ones: mostly dark and muted (a cubed uniform puts the
+# median brightness near 0.15, a squared one the median saturation near 0.2; black, grey and navy
+# coats are the common case, light ones the tail), mostly long sleeves and trousers, and a third
+# of the trousers blue jeans (hue, saturation and brightness ranges below).
 _BRIGHTNESS, _SATURATION = (0.06, 0.8), (0.04, 0.6)
+_P_JEANS = 0.35
+_JEANS = ((100.0, 118.0), (0.3, 0.6), (0.2, 0.5))
 _P_SLEEVES, _P_TROUSERS = 0.75, 0.85
 _BULK = 0.03
 _ARMS = tuple(PARTS.index(n) for n in ("l_upper_arm", "r_upper_arm", "l_lower_arm", "r_lower_arm"))
@@ -57,11 +61,13 @@ def draw_identity(seed: int, persons: np.ndarray) -> Identity:
     person = str(persons[rng.integers(len(persons))])
 
     def colour() -> tuple[float, float, float]:
-        hue, sat, value = rng.uniform(0, 180), rng.uniform() ** 2, rng.uniform() ** 2
+        hue, sat, value = rng.uniform(0, 180), rng.uniform() ** 2, rng.uniform() ** 3
         return (float(hue), float(_SATURATION[0] + (_SATURATION[1] - _SATURATION[0]) * sat),
                 float(_BRIGHTNESS[0] + (_BRIGHTNESS[1] - _BRIGHTNESS[0]) * value))
 
     top, bottom = colour(), colour()
+    if rng.uniform() < _P_JEANS:
+        bottom = (float(rng.uniform(*_JEANS[0])), float(rng.uniform(*_JEANS[1])), float(rng.uniform(*_JEANS[2])))
     sleeves, trousers = bool(rng.uniform() < _P_SLEEVES), bool(rng.uniform() < _P_TROUSERS)
     return Identity(person, top, bottom, sleeves, trousers, float(rng.uniform(0.0, _BULK)))
 

@@ -6,14 +6,17 @@ each). For every body region the generator:
 
 1. picks a donor person with the region's seed (a video track keeps its seed, so it keeps one
    identity; never an excluded person), then that person's view facing the way the target faces
-   (front, back, left or right, from the target's COCO-17 keypoints);
+   (front, back, left or right, from the target's COCO-17 keypoints; without them, a side view
+   for a narrow box, else the front);
 2. dresses the donor in clothes drawn from the seed (hue, saturation and brightness of the top
-   and of the bottom, mostly dark and muted as street clothes are; long sleeves and trousers
-   over the studio T-shirts and shorts; face and hair untouched), so a crowd is not ten twins;
-3. warps it limb by limb (torso, upper and lower arms and legs, head) onto the target's pose;
-   without a visible torso the whole donor is fitted to the region's box instead;
-4. fits its brightness, contrast and colour cast to the scene around the region (LAB
-   statistics of the pixels outside the replace-mask);
+   and of the bottom, mostly dark and muted as street clothes are, some trousers jeans; long
+   sleeves and trousers over the studio T-shirts and shorts; face and hair untouched), so a
+   crowd is not ten twins;
+3. warps it limb by limb (torso, upper and lower arms and legs, head) onto the target's pose,
+   drawing a limb a side view hides (the far leg of a walker) from its mirror limb; without a
+   visible torso the donor is posed into the region's box, feet and hands spread to its width;
+4. fits its contrast to the scene and adds the light's colour cast (LAB statistics of the
+   pixels outside the replace-mask; colour is muted only in a grey scene);
 5. lays it over the region's background, inpainted from the pixels outside the replace-mask,
    so wherever the donor does not cover the target's silhouette the scene shows, never the
    target's own pixels.
@@ -48,6 +51,7 @@ from realanon.generators.body_warp import (
     part_transforms,
     target_box,
     view_of,
+    visible,
     whole_transform,
 )
 from realanon.paths import project_dir
@@ -64,6 +68,9 @@ _LIGHT_FIT, _CAST_FIT = 0.0, 0.5
 # A scene whose 90th-percentile CIELAB chroma is below the first value is grey (a film): donors
 # lose their colour there; above the second (colour footage, even a grey road) they keep it all.
 _GREY_CHROMA = (3.0, 10.0)
+# A person known only by a box narrower than this share of its height is seen from the side (the
+# bank's front views are about 0.27 as wide as tall, its side views 0.16).
+_SIDE_ASPECT = 0.22
 # A limb borrowed from the other side (the far leg of a side view) is this much darker: it is in shade.
 _FAR_SHADE = 0.8
 # Blurs tried to give the donor the scene's sharpness (pixels at the target's scale).
@@ -275,9 +282,16 @@ class DonorBody:
             raise ConfigError(f"every body donor is excluded ({', '.join(self.exclude_persons)})")
         return draw_identity(seed, allowed)
 
-    def choose_view(self, person: str, kp: np.ndarray | None) -> int:
-        """Index of ``person``'s view facing the way the target faces; the studio one among equals."""
+    def choose_view(self, person: str, kp: np.ndarray | None, box_wh: tuple[float, float] | None = None,
+                    seed: int = 0) -> int:
+        """Index of ``person``'s view facing the way the target faces; the studio one among equals.
+
+        Without shoulder keypoints a box narrower than ``_SIDE_ASPECT`` of its height ``box_wh``
+        is a person seen from the side (facing left or right by ``seed``), anything else a front.
+        """
         wanted = view_of(kp)
+        if box_wh is not None and (kp is None or not visible(kp, 5, 6)) and box_wh[0] < _SIDE_ASPECT * box_wh[1]:
+            wanted = "left" if seed % 2 else "right"
         for view in _FALLBACK_VIEWS[wanted]:
             found = np.flatnonzero((self.donors.person == person) & (self.donors.view == view))
             if found.size:
@@ -300,7 +314,8 @@ class DonorBody:
         if not mask.any():
             return out
         identity = self.identity(seed)
-        index = self.choose_view(identity.person, kp)
+        x1, y1, x2, y2 = target_box(mask, kp, self.body_margin)
+        index = self.choose_view(identity.person, kp, (x2 - x1, y2 - y1), seed)
         premultiplied, cover = self.donor_layer((crop.shape[0], crop.shape[1]), mask, kp, index, identity)
         # Texture and sharpness are measured clear of the mask, so no filter reaches the target's pixels.
         scene = cv2.erode((~mask).astype(np.uint8), np.ones((11, 11), np.uint8)) > 0

@@ -76,7 +76,8 @@ def face_box(mask: np.ndarray, roll: float = 0.0) -> tuple[float, float, float, 
     unturned = _box_in_ellipse(((x1 + x2) / 2, (y1 + y2) / 2), ((x2 - x1) / 2, (y2 - y1) / 2), 0.0)
     if roll == 0.0:
         return unturned
-    ys, xs = np.nonzero(mask)
+    outline = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)[0]
+    xs, ys = np.concatenate(outline).reshape(-1, 2).T if outline else (np.zeros(0), np.zeros(0))
     if xs.size == 0 or (x1, y1, x2, y2) != (xs.min(), ys.min(), xs.max() + 1.0, ys.max() + 1.0):
         return unturned  # cut by the frame's edge
     cos, sin = math.cos(roll), math.sin(roll)

@@ -140,7 +140,7 @@ def match_histograms(image_rgb: np.ndarray, reference_rgb: np.ndarray, mask: np.
         key = src[mask].astype(np.uint16) << 8 | cv2.blur(src, (3, 3))[mask]
         order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
         values = np.empty(order.size, dtype=np.uint8)
-        values[order] = np.sort(ref[..., c][mask])
+        values[order] = np.repeat(np.arange(256, dtype=np.uint8), np.bincount(ref[..., c][mask], minlength=256))
         mapped.append(values)
     out[mask] = with_saturation_value(image_rgb[mask], mapped[0], mapped[1])
     return out

@@ -220,10 +220,12 @@ def draw_face(crop: np.ndarray, mask: np.ndarray, plan: FacePlan, seed: int) -> 
     # the difference at the edge (dark hair against the target's skin) over the whole face.
     layer = _resize(ease_in(toned, work, plan.soft), (x2 - x1, y2 - y1))
     inside = mask[y1:y2, x1:x2]
-    new = ease_in(layer, sub, plan.alpha)
     if plan.fitted:
-        # Last, at full size: scaling up and the grain change the spread of saturation and brightness.
-        new = match_histograms(match_grain(new, sub, plan.alpha, seed), sub, (plan.alpha > 0) & inside)
+        # At full size, after the grain (both change the spread of saturation and brightness) and
+        # before the hand-over to the original, which stays smooth.
+        changed = (plan.alpha > 0) & inside
+        layer = match_histograms(match_grain(layer, sub, changed.astype(np.float32), seed), sub, changed)
+    new = ease_in(layer, sub, plan.alpha)
     np.copyto(new, sub, where=~inside[..., None])
     out = crop.copy()
     out[y1:y2, x1:x2] = new

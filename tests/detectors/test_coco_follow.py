@@ -14,6 +14,26 @@ from realanon.media import read_video_frames, vtest_path
 from realanon.structures import Detection
 
 
+class _PeopleOnce:
+    """A model of any input size that finds ``boxes`` (frame pixels of a frame ``width`` px wide) on its
+    first pass only, and records the shape of every canvas it is given."""
+
+    name = "people_once"
+    input_size = 512
+    any_size = True
+
+    def __init__(self, boxes: list[list[float]], width: int, score: float = 0.9) -> None:
+        self.boxes = np.array(boxes, dtype=float) * 512 / width  # the whole pass letterboxes the frame into 512
+        self.canvases: list[tuple[int, ...]] = []
+        self.score = score
+
+    def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.canvases.append(canvas.shape)
+        if len(self.canvases) > 1:
+            return np.zeros((0, 4)), np.zeros(0)
+        return self.boxes, np.full(len(self.boxes), self.score)
+
+
 class _OnePersonOnce:
     """A model of any input size that finds one person (40 px tall at (600, 300) of a 1280x720
     frame) on its first pass only, and records the shape of every canvas it is given."""
@@ -38,13 +58,16 @@ class _OnePersonOnce:
 
 def test_follow_regions_grow_each_person_and_merge_neighbours() -> None:
     boxes = np.array([[100, 100, 110, 140], [118, 100, 128, 140], [1000, 600, 1020, 640]], dtype=float)
-    regions = follow_regions(boxes, (720, 1280), grow=0.5, min_side=64)
+    regions = follow_regions(boxes, (720, 1280), grow=0.5, min_side=64, max_side=614)
     assert len(regions) == 2  # the two neighbours share one region
     near, far = sorted(regions)
     assert near[0] <= 100 - 20 and near[2] >= 128 + 20 and near[1] <= 100 - 20 and near[3] >= 140 + 20
     assert far[2] - far[0] >= 64 and far[3] - far[1] >= 64
-    edge = follow_regions(np.array([[0, 700, 10, 720]], dtype=float), (720, 1280), 0.5, 64)
+    edge = follow_regions(np.array([[0, 700, 10, 720]], dtype=float), (720, 1280), 0.5, 64, 614)
     assert edge[0][0] == 0 and edge[0][3] == 720  # clipped to the frame
+    row = np.array([[x, 300, x + 20, 340] for x in range(0, 1280, 60)], dtype=float)
+    merged = follow_regions(row, (720, 1280), 0.5, 64, max_side=300)
+    assert len(merged) > 1 and all(x2 - x1 <= 300 and y2 - y1 <= 300 for x1, y1, x2, y2 in merged)
 
 
 def test_followed_people_are_kept_until_found_again_or_lost_for_long() -> None:
@@ -90,6 +113,26 @@ def test_tracked_calls_between_full_searches_search_a_crop_around_each_small_per
     unfollowing.model.canvases.clear()  # type: ignore[attr-defined]
     unfollowing(frame)
     assert len(unfollowing.model.canvases) == 2  # type: ignore[attr-defined]
+
+
+def test_a_crowd_to_follow_gets_the_whole_search_instead_of_crops() -> None:
+    frame = np.zeros((576, 768, 3), np.uint8)  # 2 tiles: one searched per tracked frame, one left out
+    crowd = [[x, y, x + 15, y + 30] for x, y in ((200, 150), (450, 150), (200, 400), (450, 400), (700, 300))]
+    model = _PeopleOnce(crowd, width=768)
+    detector = TiledPersonDetector(model, spread=6)
+    tiles = detector.tile_regions(frame.shape[:2])
+    assert len(tiles) == 2
+    detector.set_tracked(True)
+    assert len(detector(frame)) == len(crowd)
+    model.canvases.clear()
+    detector(frame)
+    assert model.canvases == [(512, 512, 3)] * 3  # their crops would cost more than the tile left out
+    lone = TiledPersonDetector(_PeopleOnce(crowd[:1], width=768), spread=6)  # one person: a crop
+    lone.set_tracked(True)
+    lone(frame)
+    lone.model.canvases.clear()  # type: ignore[attr-defined]
+    lone(frame)
+    assert lone.model.canvases == [(512, 512, 3)] * 2 + [(FOLLOW_MIN_INPUT, FOLLOW_MIN_INPUT, 3)]  # type: ignore[attr-defined]
 
 
 def test_a_candidate_under_the_threshold_is_followed_but_not_reported() -> None:

@@ -13,6 +13,7 @@ from realanon.generators.body_warp import (
     box_affine,
     box_pose,
     part_transforms,
+    target_box,
 )
 from realanon.generators.donor_body import DEFAULT_BODY_BANK, DonorBody, light_cast, scene_colourfulness
 
@@ -101,3 +102,24 @@ def test_a_box_only_walker_is_filled_by_the_donor() -> None:
     _, cover = generator.donor_layer(mask.shape, mask, None, index, generator.identity(3))
     xs = np.flatnonzero((cover > 0.5).any(axis=0))
     assert xs.max() - xs.min() + 1 >= 0.7 * 60 * 0.9  # the box inside the mask's 5 % margin, about filled
+
+
+def test_a_narrowing_mask_puts_the_head_where_one_fits() -> None:
+    mask = np.zeros((60, 60), bool)
+    for y in range(5, 55):  # a cone: a point at the top, 40 px wide at the bottom
+        half = (y - 5) * 20 // 50
+        mask[y, 30 - half:30 + half + 1] = True
+    x1, y1, x2, y2 = target_box(mask, None, 0.0)
+    assert (x1, x2, y2) == (11.0, 50.0, 55.0)
+    assert y1 == 10.0  # rows 5-9, narrower than a head (a tenth of the height), are left out
+    box = np.zeros((60, 60), bool)
+    box[5:55, 20:40] = True
+    assert target_box(box, None, 0.0) == (20.0, 5.0, 40.0, 55.0)  # a box mask keeps its top
+
+
+@pytest.mark.skipif(not DEFAULT_BODY_BANK.exists(), reason="weights/body-donors/bank.npz not built")
+def test_a_narrow_box_without_keypoints_gets_a_side_view() -> None:
+    generator = DonorBody()
+    views = {str(generator.donors.view[generator.choose_view("P001", None, (12.0, 70.0), seed)]) for seed in (0, 1)}
+    assert views == {"left", "right"}
+    assert generator.donors.view[generator.choose_view("P001", None, (30.0, 70.0), 0)] == "front"

@@ -342,3 +342,22 @@ def test_a_head_drawn_at_a_smaller_scale_fills_the_whole_mask_and_nothing_else()
     assert (np.abs(out[mask].astype(int) - (10, 200, 30)).max(axis=1) <= 1).all(), "every masked pixel replaced"
     assert draw_scaled(paint, crop, mask, None, None, 0.9).shape == crop.shape and seen[-1] == crop.shape
 
+
+
+def test_histograms_are_matched_exactly_and_the_hue_is_kept() -> None:
+    from realanon.evaluation.scene_fit import wasserstein_levels
+    from realanon.generators.face_inner import match_histograms
+
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(0, 1, 80, dtype=np.float32)[None, :, None]  # skin from shadow to light, with grain
+    reference = np.clip([200, 140, 110] * (0.5 + 0.6 * ramp) + rng.normal(0, 6, (80, 80, 3)), 0, 255).astype(np.uint8)
+    smooth = np.zeros((80, 80, 3), np.uint8)  # a smooth face: few levels, each holding many pixels
+    smooth[..., 0] = 150 + 10 * (np.arange(80) // 20)[None, :]
+    smooth[..., 1], smooth[..., 2] = 110, 90
+    mask = np.ones((80, 80), bool)
+    out = match_histograms(smooth, reference, mask)
+    hsv = [cv2.cvtColor(x, cv2.COLOR_RGB2HSV) for x in (reference, out, smooth)]
+    for c in (1, 2):  # a table from level to level would send each level to the top of its share
+        assert wasserstein_levels(hsv[0][..., c], hsv[1][..., c]) < 1.0
+    hue = [cv2.cvtColor(x, cv2.COLOR_RGB2HSV_FULL)[..., 0].astype(int) for x in (out, smooth)]
+    assert np.abs((hue[0] - hue[1] + 128) % 256 - 128).mean() < 3

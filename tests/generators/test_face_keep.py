@@ -86,3 +86,20 @@ def test_a_still_tracked_face_is_meshed_and_warped_once(
     assert np.abs(np.roll(first, 2, axis=1)[inside & changed].astype(int) - moved[inside & changed]).mean() < 4
     draw(crop, tracked=False)
     assert len(meshed) == meshes + 1, "an untracked face is meshed every time"
+
+
+def test_a_meshless_region_over_another_face_is_drawn_opaque(
+        astronaut_region: tuple[np.ndarray, np.ndarray, int]) -> None:
+    crop, mask, seed = astronaut_region
+    generator = DonorFaceSwap()
+    h, w = mask.shape
+    big = np.zeros((3 * h, 3 * w), bool)  # a detection three times the face's size, over it
+    cv2.ellipse(big.view(np.uint8), (3 * w // 2, 3 * h // 2), (int(1.4 * w), int(1.4 * h)), 0, 0, 360, (1,), -1)
+    wide = cv2.copyMakeBorder(crop, h, h, w, w, cv2.BORDER_CONSTANT, value=(128, 128, 128))
+    target, crowded = generator.find_face(wide, big)
+    assert target is None and crowded, "the face is too small to be this region's own: another person's"
+    identity = generator.identities([seed])[0]
+    faded = generator.render(wide, big, None, seed, identity, None)
+    opaque = generator.render(wide, big, None, seed, identity, None, crowded=True)
+    kept = lambda out: float((out == wide).all(axis=2)[big].mean())  # noqa: E731
+    assert kept(opaque) < 0.01 < kept(faded), "nothing of the original shows through inside the mask"

@@ -461,6 +461,7 @@ BODY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "coco_person": ("coco_person", {}),  # defaults: spread=6 with follow (since 2026-12-02, late), video_detail_height=96
     # Every tile on every frame, no following, no carried masks: the default 2026-12-02 until follow.
     "coco_person-spread1": ("coco_person", {"box_options": {"spread": 1}, "reuse_details": False}),
+    "coco_person-crops256": ("coco_person", {"box_options": {"follow_min_input": 256}}),  # cheaper, leaks more
     "coco_person-spread4": ("coco_person", {"box_options": {"spread": 4, "follow": False}}),  # the default before 2026-12-02
     "coco_person-fit": ("coco_person", {"box_options": {"fit_tiles": True}}),  # fitted tiles, same scale
     # Box stage only (box masks, no keypoints): the floor of the default search's cost.

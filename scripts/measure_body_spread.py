@@ -45,6 +45,8 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "spread=6": {"box_options": {"spread": 6, "pieces": False, "follow": False}},
     # Tiles spread over frames, and crops around the people found before on every frame (follow).
     "follow, spread=6 (default since 2026-12-02, late)": {"box_options": {"spread": 6, "pieces": False, "follow": True}},
+    "follow, spread=6, follow_min_input=256": {
+        "box_options": {"spread": 6, "pieces": False, "follow": True, "follow_min_input": 256}},
     "follow, spread=3": {"box_options": {"spread": 3, "pieces": False, "follow": True}},
     "follow, spread=6, follow_min_score=0.25 (people only)": {
         "box_options": {"spread": 6, "pieces": False, "follow": True, "follow_min_score": 0.25}},

@@ -76,13 +76,6 @@ FOLLOW_MIN_SCORE = 0.15
 RunFn = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def search_regions(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequence[Region],
-                   all_tiles: Sequence[Region], nms_iou: float, piece_scale: float | None = None,
-                   fit_scale: float | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Person boxes from one whole-frame pass plus the given ``tiles``, merged (see :func:`run_passes`)."""
-    return merge(*run_passes(image, run, input_size, tiles, all_tiles, piece_scale, fit_scale), nms_iou)
-
-
 def run_passes(image: np.ndarray, run: RunFn, input_size: int, tiles: Sequence[Region],
                all_tiles: Sequence[Region], piece_scale: float | None = None, fit_scale: float | None = None,
                crops: Sequence[Region] = (), crop_scale: float = 1.0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -208,13 +201,15 @@ class TiledPersonDetector:
         follow_min_score: With ``follow``, candidates the model scores from this up are followed
             too (the model must keep them), so that a person near the threshold is looked for
             on every frame and reported as soon as they reach ``min_score``.
+        follow_min_input: Least side of a follow crop in network pixels (more context costs more;
+            256 left more people uncovered on the street film than 384, ``docs/benchmarks.md``).
     """
 
     def __init__(self, model: PersonBoxModel, min_height: float = 24.0, overlap: float = 0.2,
                  nms_iou: float = 0.5, spread: int = SPREAD, cut_threshold: float = 20.0,
                  pieces: bool = False, min_height_fraction: float = MIN_HEIGHT_FRACTION,
                  fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW, min_score: float = 0.0,
-                 follow_min_score: float = 0.0) -> None:
+                 follow_min_score: float = 0.0, follow_min_input: int = FOLLOW_MIN_INPUT) -> None:
         if not 0.0 <= overlap <= 0.9:
             raise ValueError(f"{model.name} overlap must be in [0, 0.9], got {overlap}")
         if not 0.0 <= min_height_fraction < 1.0:
@@ -228,6 +223,7 @@ class TiledPersonDetector:
         self.nms_iou = float(nms_iou)
         self.min_score = float(min_score)
         self.follow_min_score = float(follow_min_score)
+        self.follow_min_input = int(follow_min_input)
         self.schedule = TileSpread(spread, cut_threshold, follow and bool(getattr(model, "any_size", False)))
         self.pieces = bool(pieces) and bool(getattr(model, "any_size", False))
         self.fit_tiles = bool(fit_tiles) and bool(getattr(model, "any_size", False)) and not self.pieces
@@ -282,8 +278,9 @@ class TiledPersonDetector:
         boxes = self.schedule.followed()
         whole_scale = self.input_size / max(size)
         small = boxes[(boxes[:, 3] - boxes[:, 1]) * whole_scale < FOLLOW_BELOW * MIN_INPUT_HEIGHT]
-        # 2 network px short of FOLLOW_MIN_INPUT, so rounding the crop to whole pixels does not pad it by 32
-        return follow_regions(small, size, FOLLOW_GROW, (FOLLOW_MIN_INPUT - 2) / tile_scale, self.input_size / tile_scale)
+        # 2 network px short of follow_min_input, so rounding the crop to whole pixels does not pad it by 32
+        min_side = (self.follow_min_input - 2) / tile_scale
+        return follow_regions(small, size, FOLLOW_GROW, min_side, self.input_size / tile_scale)
 
     def min_height_at(self, size: tuple[int, int]) -> float:
         """The smallest person height (pixels) searched for in a frame of ``size`` ``(H, W)``."""
@@ -319,7 +316,8 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
                      cut_threshold: float = 20.0, pieces: bool = False,
                      min_height_fraction: float = MIN_HEIGHT_FRACTION,
                      fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW,
-                     follow_min_score: float = FOLLOW_MIN_SCORE) -> TiledPersonDetector:
+                     follow_min_score: float = FOLLOW_MIN_SCORE,
+                     follow_min_input: int = FOLLOW_MIN_INPUT) -> TiledPersonDetector:
     """People found by the shipped CenterNet, tiled (the box stage of ``coco_person``).
 
     Args:
@@ -328,21 +326,23 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
         device: ``"cuda"`` uses onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
         min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow,
-        follow_min_score:
-            See :class:`TiledPersonDetector`.
+        follow_min_score, follow_min_input: See :class:`TiledPersonDetector`.
     """
     decode_from = min(min_score, follow_min_score) if follow else min_score
     return TiledPersonDetector(CenterNetBoxes(model, decode_from, device, threads), min_height, overlap, nms_iou,
                                spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow, min_score,
-                               follow_min_score)
+                               follow_min_score, follow_min_input)
 
 
 @register_detector("nanodet_person")
 def nanodet_person(min_score: float = 0.25, min_height: float = 24.0, overlap: float = 0.2,
                    nms_iou: float = 0.5, model: str = "nanodet", device: str = "cpu",
-                   threads: int | None = None, spread: int = SPREAD,
+                   threads: int | None = None, spread: int = 1,
                    cut_threshold: float = 20.0,
                    min_height_fraction: float = MIN_HEIGHT_FRACTION) -> TiledPersonDetector:
-    """People found by the shipped NanoDet (Apache-2.0), tiled; same arguments as :func:`centernet_person`."""
+    """People found by the shipped NanoDet (Apache-2.0), tiled; same arguments as :func:`centernet_person`.
+
+    Its fixed 416x416 input cannot follow people in small crops, so by default every tile is searched on
+    every tracked frame (``spread=1``)."""
     return TiledPersonDetector(NanoDetBoxes(model, min_score, device, threads), min_height, overlap, nms_iou,
                                spread, cut_threshold, min_height_fraction=min_height_fraction)

@@ -37,6 +37,7 @@ from realanon.generators.face_check import (
     Settled,
     TrackFace,
     TrackMemory,
+    check_boxes,
     eye_roll,
     face_box,
     face_look,
@@ -239,8 +240,10 @@ class DonorFaceSwap:
         return TrackMemory(self.recheck_frames)
 
     def describe_face(self, crop: np.ndarray, mask: np.ndarray, roll: float = 0.0) -> np.ndarray:
-        """Descriptor of the face in ``crop``'s face box (see :func:`face_box`; ``roll`` in radians)."""
-        return self.describer.describe(crop, face_box(mask, roll))
+        """Descriptor of the face in ``crop``'s face box: ``(128,)``, or ``(2, 128)`` for a tilted face
+        (``roll`` radians), described in each of :func:`check_boxes`."""
+        described = [self.describer.describe(crop, box) for box in check_boxes(mask, roll)]
+        return described[0] if len(described) == 1 else np.stack(described)
 
     def originals(self, crops: list[np.ndarray], masks: list[np.ndarray], rolls: list[float],
                   known: list[TrackFace | None]) -> list[np.ndarray | None]:
@@ -283,7 +286,8 @@ class DonorFaceSwap:
                  for s, y, k, tr in zip(batch.seeds, yaws, looks, tracked)]
         originals = self.originals(list(batch.crops), list(batch.replace_masks), rolls, known)
         found = [d for d in originals if d is not None]
-        identities = self.chooser.choose_around(list(batch.seeds), found, [None if k is None else k.number for k in known])
+        identities = self.chooser.choose_around(list(batch.seeds), rows(found),
+                                                [None if k is None else k.number for k in known])
         args = [(c, m, a, s, i, t, o) for c, m, a, s, i, (t, o) in zip(batch.crops, batch.replace_masks, anchors,
                                                                        batch.seeds, identities, faces)]
         if not self.checks:
@@ -316,7 +320,7 @@ class DonorFaceSwap:
             self.chooser.reject(seed)
             taken = [self.chooser.number(s) for s in seeds if s != seed and s in self.chooser.by_seed]
             # Away from the faces of the frame and, as rendered, from the faces already drawn in it.
-            current[0] = self.chooser.choose([seed], [*found, *drawn], taken)[0]
+            current[0] = self.chooser.choose([seed], rows([*found, *drawn]), taken)[0]
             return True
 
         return settle_face(lambda step: self.render(crop, mask, face6, seed, current[0], target, crowded, step),
@@ -444,3 +448,8 @@ class DonorFaceSwap:
     def person_of(self, index: int) -> str:
         """Person id of donor ``index``."""
         return self.views.person_of(index)
+
+
+def rows(descriptors: list[np.ndarray]) -> list[np.ndarray]:
+    """Every ``(128,)`` descriptor of ``descriptors`` (a face described in several boxes gives several)."""
+    return [row for d in descriptors for row in np.atleast_2d(d)]

@@ -62,8 +62,10 @@ DEFAULT_BODY_BANK = project_dir("weights") / "body-donors" / "bank.npz"
 # Which views stand in for a wanted view when a person lacks it, best first.
 _FALLBACK_VIEWS = {"front": ("front", "left", "right", "back"), "back": ("back", "front", "left", "right"),
                    "left": ("left", "front", "right", "back"), "right": ("right", "front", "left", "back")}
-# The scene's light is taken this far (0 = donor's studio light, 1 = the scene's statistics): a
-# little, as the scene around a person (road, grass) says more about its own colour than the light.
+# The scene's lightness is taken this far (0 = the donor's own, 1 = the scene's statistics): not
+# at all by default, as people are darker than the road or grass around them (vtest: L 62 against
+# 179) and a pull towards it made donors lighter than the people they replace. The light's colour
+# cast (light_cast) is added by the second factor.
 _LIGHT_FIT, _CAST_FIT = 0.0, 0.5
 # A scene whose 90th-percentile CIELAB chroma is below the first value is grey (a film): donors
 # lose their colour there; above the second (colour footage, even a grey road) they keep it all.

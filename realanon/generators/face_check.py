@@ -189,10 +189,27 @@ class Settled:
 
 
 def nearest(descriptor: np.ndarray, others: Sequence[np.ndarray]) -> float:
-    """Distance from ``descriptor`` to the nearest of ``others`` (inf when there are none)."""
-    if not others:
-        return float("inf")
-    return float(np.min(np.linalg.norm(np.asarray(others) - descriptor, axis=1)))
+    """Distance from ``descriptor`` to the nearest of ``others`` (inf when there are none).
+
+    Each may be one ``(128,)`` descriptor or ``(k, 128)``: one face described in ``k`` boxes (see
+    :func:`check_boxes`); two with as many boxes are compared box by box, others every pair.
+    """
+    mine, out = np.atleast_2d(descriptor), float("inf")
+    for other in others:
+        theirs = np.atleast_2d(other)
+        pairs = theirs - mine if len(theirs) == len(mine) else theirs[:, None] - mine[None]
+        out = min(out, float(np.min(np.linalg.norm(pairs, axis=-1))))
+    return out
+
+
+def check_boxes(mask: np.ndarray, roll: float) -> list[tuple[float, float, float, float]]:
+    """The boxes a face is checked in: its face box, and for a tilted face also the unturned one.
+
+    dlib's descriptor can move by 0.2 or more when the box moves by a pixel on a profile or a
+    tilted face, and an evaluator's box is never known exactly: a check must hold in both.
+    """
+    boxes = [face_box(mask, roll)]
+    return boxes if roll == 0.0 else [*boxes, face_box(mask)]
 
 
 def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndarray], np.ndarray],

@@ -132,16 +132,13 @@ def match_histograms(image_rgb: np.ndarray, reference_rgb: np.ndarray, mask: np.
     hsv, ref = cv2.cvtColor(image_rgb, cv2.COLOR_RGB2HSV), cv2.cvtColor(reference_rgb, cv2.COLOR_RGB2HSV)
     mapped = []
     for c in (1, 2):  # saturation and value; hue is left to the tone fit
-        # Exact specification: the k-th smallest pixel gets the reference's k-th smallest value.
-        # A level-to-level table cannot split a level: a smooth donor face has few levels, each
-        # sent whole to the top of its share of the reference's and the face drifts up by levels.
-        # Pixels of one level are ordered by their neighbourhood's mean, so the split is smooth.
-        src = hsv[..., c]
-        key = src[mask].astype(np.uint16) << 8 | cv2.blur(src, (3, 3))[mask]
-        order = np.argsort(key, kind="stable")  # a radix sort for 16-bit keys
-        values = np.empty(order.size, dtype=np.uint8)
-        values[order] = np.repeat(np.arange(256, dtype=np.uint8), np.bincount(ref[..., c][mask], minlength=256))
-        mapped.append(values)
+        src, dst = hsv[..., c][mask], ref[..., c][mask]
+        # Each level goes to the reference's level at the middle of its share: a smooth donor face
+        # has few levels, each holding many pixels, and sent to the top of their shares (the usual
+        # table) the whole face drifts up by levels.
+        share = np.bincount(src, minlength=256) / src.size
+        dst_cdf = np.cumsum(np.bincount(dst, minlength=256)) / dst.size
+        mapped.append(np.clip(np.searchsorted(dst_cdf, np.cumsum(share) - share / 2, side="left"), 0, 255)[src])
     out[mask] = with_saturation_value(image_rgb[mask], mapped[0], mapped[1])
     return out
 

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from realanon.detectors.coco_boxes import TiledPersonDetector, search_regions
+from realanon.detectors.coco_boxes import TiledPersonDetector, merge, run_passes
 from realanon.detectors.coco_person import CocoPersonDetector
 from realanon.detectors.tile_spread import TileSpread, spread_group
 from realanon.interfaces import TrackedSearch
@@ -90,8 +90,8 @@ def test_a_cut_box_waits_for_the_tile_that_sees_it_whole() -> None:
         scale = 512 / 150  # tile 0 (150 px) letterboxed to 512
         return np.array([[120 * scale, 10 * scale, 150 * scale, 60 * scale]]), np.array([0.9])
 
-    spread_boxes, _ = search_regions(image, run, 512, tiles[:1], tiles, 0.5)
-    all_boxes, _ = search_regions(image, run, 512, tiles[:1], tiles[:1], 0.5)
+    spread_boxes, _ = merge(*run_passes(image, run, 512, tiles[:1], tiles), 0.5)
+    all_boxes, _ = merge(*run_passes(image, run, 512, tiles[:1], tiles[:1]), 0.5)
     assert len(spread_boxes) == 0  # tile 1 holds it whole: it is found there on its turn
     assert len(all_boxes) == 1  # nothing else would see it: kept, cut
 

@@ -127,7 +127,7 @@ def test_a_crowd_to_follow_gets_the_whole_search_instead_of_crops() -> None:
     model.canvases.clear()
     detector(frame)
     assert model.canvases == [(512, 512, 3)] * 3  # their crops would cost more than the tile left out
-    lone = TiledPersonDetector(_PeopleOnce(crowd[:1], width=768), spread=6)  # one person: a crop
+    lone = TiledPersonDetector(_PeopleOnce([[380, 270, 395, 300]], width=768), spread=6)  # one person: a crop
     lone.set_tracked(True)
     lone(frame)
     lone.model.canvases.clear()  # type: ignore[attr-defined]

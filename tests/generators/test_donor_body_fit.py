@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from realanon.generators._util import mask_bbox
+from realanon.generators.body_clothes import draw_identity
 from realanon.generators.body_warp import (
     LIMBS,
     apply_affine,
@@ -123,3 +124,12 @@ def test_a_narrow_box_without_keypoints_gets_a_side_view() -> None:
     views = {str(generator.donors.view[generator.choose_view("P001", None, (12.0, 70.0), seed)]) for seed in (0, 1)}
     assert views == {"left", "right"}
     assert generator.donors.view[generator.choose_view("P001", None, (30.0, 70.0), 0)] == "front"
+
+
+def test_street_clothes_are_mostly_dark_and_a_third_of_the_trousers_jeans() -> None:
+    many = [draw_identity(s, np.array(["P001"])) for s in range(600)]
+    tops = np.array([i.top_hsv for i in many])
+    assert np.median(tops[:, 2]) < 0.2  # dark coats are the common case
+    bottoms = np.array([i.bottom_hsv for i in many])
+    jeans = (bottoms[:, 0] >= 100) & (bottoms[:, 0] <= 118) & (bottoms[:, 1] >= 0.3) & (bottoms[:, 2] >= 0.2)
+    assert 0.3 < jeans.mean() < 0.45

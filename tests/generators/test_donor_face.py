@@ -344,8 +344,7 @@ def test_a_head_drawn_at_a_smaller_scale_fills_the_whole_mask_and_nothing_else()
 
 
 
-def test_histograms_are_matched_exactly_and_the_hue_is_kept() -> None:
-    from realanon.evaluation.scene_fit import wasserstein_levels
+def test_histograms_are_matched_without_drifting_and_the_hue_is_kept() -> None:
     from realanon.generators.face_inner import match_histograms
 
     rng = np.random.default_rng(0)
@@ -354,10 +353,9 @@ def test_histograms_are_matched_exactly_and_the_hue_is_kept() -> None:
     smooth = np.zeros((80, 80, 3), np.uint8)  # a smooth face: few levels, each holding many pixels
     smooth[..., 0] = 150 + 10 * (np.arange(80) // 20)[None, :]
     smooth[..., 1], smooth[..., 2] = 110, 90
-    mask = np.ones((80, 80), bool)
-    out = match_histograms(smooth, reference, mask)
-    hsv = [cv2.cvtColor(x, cv2.COLOR_RGB2HSV) for x in (reference, out, smooth)]
-    for c in (1, 2):  # a table from level to level would send each level to the top of its share
-        assert wasserstein_levels(hsv[0][..., c], hsv[1][..., c]) < 1.0
+    out = match_histograms(smooth, reference, np.ones((80, 80), bool))
+    hsv = [cv2.cvtColor(x, cv2.COLOR_RGB2HSV).astype(float) for x in (reference, out)]
+    for c in (1, 2):  # a table sending each level to the top of its share drifts up by levels
+        assert abs(hsv[1][..., c].mean() - hsv[0][..., c].mean()) < 1.5
     hue = [cv2.cvtColor(x, cv2.COLOR_RGB2HSV_FULL)[..., 0].astype(int) for x in (out, smooth)]
     assert np.abs((hue[0] - hue[1] + 128) % 256 - 128).mean() < 3

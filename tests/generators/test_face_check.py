@@ -175,3 +175,15 @@ def test_face_box_of_a_tilted_face_is_its_detection_box() -> None:
         x0, y0 = region.crop_box_xyxy[:2]
         found = np.array(face_box(region.replace_mask, eye_roll(eyes - [x0, y0, 0]))) + [x0, y0, x0, y0]
         assert np.abs(found - box).max() <= 3, f"{degrees} deg: described in {np.round(found)}, box {box}"
+
+
+def test_a_face_described_in_two_boxes_must_pass_in_both() -> None:
+    from realanon.generators.face_check import check_boxes, nearest
+
+    mask = np.zeros((100, 100), bool)
+    mask[20:80, 30:70] = True
+    assert len(check_boxes(mask, 0.0)) == 1 and len(check_boxes(mask, 0.4)) == 2
+    original = np.stack([unit(0.0), unit(0.0)])
+    rendered = np.stack([unit(0.9), unit(0.5)])  # far in the face box, close in the other
+    assert nearest(rendered, [original]) == pytest.approx(0.5), "box by box: the closer box counts"
+    assert nearest(unit(0.9), [original]) == pytest.approx(0.9), "one box against two: every pair"

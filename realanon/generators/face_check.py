@@ -15,10 +15,11 @@ One too close to any gets, in turn (:func:`settle_face`):
    hair changes what dlib sees more than any inner face can;
 3. a replacement covering the whole face box (``"cover"``, as for faces without a mesh);
 4. a donor face drawn opaque over the whole replace-mask (``"opaque"``, ``opaque_tries``
-   identities): the person's own outline and hair inside the mask's margin go too;
+   identities): the person's own outline and hair inside the mask's margin go too; also for a
+   private face whose best rendering so far is still a twin for dlib (closer than 0.6);
 5. a flat fill of the face (``"fill"``), described like the others: kept hair around a flat
    oval can still be the person for dlib, and then the least close of everything drawn is kept
-   (fail closed: never the original face). A twin alone never leads past step 3.
+   (fail closed: never the original face). A twin alone never leads to the fill.
 
 A video track's settled face is remembered (:class:`TrackMemory`): while the track keeps its
 identity, its face looks like it did on the track's previous frame (:func:`face_look`; track ids
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from realanon.generators.face_choice import SAME_PERSON
 from realanon.structures import GenerationBatch
 
 # Steps after the identities of a seed are used up; "face" is the normal inner-face render.
@@ -243,8 +245,8 @@ def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndar
     drawn: dict[str, int] = {}  # renders so far per step: the first uses the current identity
     while steps:
         step = steps.pop(0)
-        if step == "opaque" and best is not None:
-            break  # private but a twin: opaque covers are for privacy only
+        if step == "opaque" and best is not None and best.margin >= SAME_PERSON - apart:
+            break  # private, and no twin for dlib (only within the check's margin)
         if drawn.get(step, 0) > 0 and not redraw():
             continue
         drawn[step] = drawn.get(step, 0) + 1

@@ -119,7 +119,7 @@ def test_a_coasting_box_never_shrinks_below_the_last_observed_size() -> None:
     tracker = IoUTracker(TrackerOptions(grow_per_missed=0.0))
     for t, w in enumerate((16.0, 14.0, 12.0)):  # a small face whose jittery boxes shrink as it moves
         tracker.update(frame(face(100 + 2 * t, w=w)))
-    for t in range(3, 7):
+    for _ in range(3, 7):
         (coasting,) = tracker.update(frame()).detections.items
         assert coasting.width == pytest.approx(12.0) and coasting.height == pytest.approx(12.0)
         x_centre = (coasting.box_xyxy[0] + coasting.box_xyxy[2]) / 2

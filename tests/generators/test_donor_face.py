@@ -24,15 +24,6 @@ def generator() -> DonorFaceSwap:
     return DonorFaceSwap()
 
 
-@pytest.fixture(scope="module")
-def astronaut_region(astronaut: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    """The astronaut's face crop, replace-mask and seed, as the pipeline builds them."""
-    anonymizer = build_anonymizer(AnonymizerConfig(method="donor"))
-    regions = build_regions(anonymizer.detect(astronaut), anonymizer.region_options)
-    batch = anonymizer.make_batch(astronaut, regions)
-    return batch.crops[0], batch.replace_masks[0], batch.seeds[0]
-
-
 def test_identities_follow_the_seed_and_never_repeat_in_a_batch() -> None:
     assert draw_identity(5, PERSONS) == draw_identity(5, PERSONS)
     drawn = {draw_identity(s, PERSONS) for s in range(20)}

@@ -7,11 +7,8 @@ import numpy as np
 import pytest
 
 import realanon.generators.donor as donor_module
-from realanon.config import AnonymizerConfig
 from realanon.generators.donor import DonorFaceSwap
 from realanon.generators.face_keep import FaceKeeper, aligned_shift
-from realanon.pipeline import build_anonymizer
-from realanon.regions import build_regions
 from realanon.structures import GenerationBatch
 
 
@@ -53,14 +50,6 @@ def test_keeper_finds_a_mesh_once_while_the_face_stays_put() -> None:
     assert made == [1, 1], "an untracked face (no target on this frame) is always planned anew"
     keeper.face(7, np.repeat(texture(3)[..., None], 3, axis=2).clip(0, 255).astype(np.uint8), box, find)
     assert len(found) == 2, "another face under the track's seed is meshed again"
-
-
-@pytest.fixture(scope="module")
-def astronaut_region(astronaut: np.ndarray) -> tuple[np.ndarray, np.ndarray, int]:
-    anonymizer = build_anonymizer(AnonymizerConfig(method="donor"))
-    regions = build_regions(anonymizer.detect(astronaut), anonymizer.region_options)
-    batch = anonymizer.make_batch(astronaut, regions)
-    return batch.crops[0], batch.replace_masks[0], batch.seeds[0]
 
 
 def test_a_still_tracked_face_is_meshed_and_warped_once(

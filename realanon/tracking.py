@@ -22,6 +22,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
+from realanon.detectors._boxes import shift_detection_arrays
 from realanon.structures import Detection, Detections
 
 
@@ -164,11 +165,8 @@ def _overlap_groups(overlaps: np.ndarray) -> list[tuple[list[int], list[int]]]:
 def shift_detection(det: Detection, box: np.ndarray, track_id: int) -> Detection:
     """A copy of ``det`` moved to ``box`` (keypoints follow the box centre; masks are dropped)."""
     old = np.asarray(det.box_xyxy)
-    keypoints = det.keypoints
-    if keypoints is not None:
-        keypoints = keypoints.copy()
-        keypoints[:, 0] += (box[0] + box[2] - old[0] - old[2]) / 2
-        keypoints[:, 1] += (box[1] + box[3] - old[1] - old[3]) / 2
+    dx, dy = (box[0] + box[2] - old[0] - old[2]) / 2, (box[1] + box[3] - old[1] - old[3]) / 2
+    _, keypoints = shift_detection_arrays(det.box_xyxy, det.keypoints, float(dx), float(dy), 1.0)
     box_xyxy = (float(box[0]), float(box[1]), float(box[2]), float(box[3]))
     return replace(det, box_xyxy=box_xyxy, keypoints=keypoints, mask=None,
                    track_id=track_id, source="tracker")

@@ -32,6 +32,8 @@ from realanon.interfaces import TrackedSearch
 from realanon.registry import DETECTORS, register_detector
 from realanon.structures import Detection, Detections
 
+_BOX_MASKS = PersonMasks(method="box")  # stateless: one for every detector
+
 
 def build_stage(name: str, options: Mapping[str, Any], device: str, threads: int | None) -> Any:
     """Builds a registered detector, passing ``device``/``threads`` where its factory accepts them."""
@@ -114,8 +116,7 @@ class CocoPersonDetector:
         head = self.masks.add_masks(image, dets)
         if self._tracked and self.reuse is not None:
             self.reuse.remember(head, ages)
-        box_masks = PersonMasks(method="box")  # beyond max_people or small in tracked video
-        tail = [replace(d, mask=box_masks.mask_for(image, d)) for d in tail]
+        tail = [replace(d, mask=_BOX_MASKS.mask_for(image, d)) for d in tail]  # beyond max_people or small in tracked video
         return Detections(tuple(disjoint_masks(head + tail)), found.image_size)
 
     def people(self, found: Detections) -> list[Detection]:

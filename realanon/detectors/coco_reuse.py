@@ -15,7 +15,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from realanon.detectors._boxes import box_iou
+from realanon.detectors._boxes import box_iou, shift_detection_arrays
 from realanon.structures import Detection
 
 
@@ -92,11 +92,7 @@ def _moved_details(old: Detection, det: Detection) -> Detection:
     ox1, oy1, ox2, oy2 = old.box_xyxy
     x1, y1, x2, y2 = det.box_xyxy
     dx, dy = round((x1 + x2 - ox1 - ox2) / 2), round((y1 + y2 - oy1 - oy2) / 2)
-    keypoints = None
-    if old.keypoints is not None:
-        keypoints = old.keypoints.copy()
-        keypoints[:, 0] += dx
-        keypoints[:, 1] += dy
+    _, keypoints = shift_detection_arrays(old.box_xyxy, old.keypoints, dx, dy, 1.0)
     mask = shift_mask(old.mask, dx, dy) if old.mask is not None else None
     return replace(det, keypoints=keypoints, keypoint_layout=old.keypoint_layout if keypoints is not None else None,
                    mask=mask)

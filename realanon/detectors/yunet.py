@@ -196,7 +196,8 @@ class YuNetDetector:
         (see :class:`~realanon.interfaces.ScheduledSearch`)."""
         scales = self.fine_scales
         if self._tracked and not self.reuse_unchanged and frame_index % self.finest_every and scales:
-            scales = tuple(s for s in scales if s != max(scales))
+            finest = max(scales)
+            scales = tuple(s for s in scales if s != finest)
         return self._detect(image, scales)
 
     def _detect(self, image: np.ndarray, fine_scales: tuple[float, ...]) -> Detections:

@@ -315,6 +315,7 @@ class DonorFaceSwap:
         crop, mask, face6, seed, identity, target, crowded = args
         current = [identity]
         scene = [] if original is None else [original, *found]  # no replaced face may be any of the frame's people
+        roll = eye_roll(face6)
 
         def redraw() -> bool:
             self.chooser.reject(seed)
@@ -324,7 +325,7 @@ class DonorFaceSwap:
             return True
 
         return settle_face(lambda step: self.render(crop, mask, face6, seed, current[0], target, crowded, step),
-                           lambda out: self.describe_face(out, mask, eye_roll(face6)), redraw, lambda: fill_face(crop, mask),
+                           lambda out: self.describe_face(out, mask, roll), redraw, lambda: fill_face(crop, mask),
                            scene, drawn, self.verify_distance, self.twin_distance, VERIFY_TRIES)
 
     def swap(self, crop: np.ndarray, mask: np.ndarray, face6: np.ndarray | None, seed: int,

@@ -38,7 +38,10 @@ def paste_regions(image: np.ndarray, regions: Sequence[Region], generated: Seque
     """Blends each generated crop into a copy of ``image`` through its region's blend mask.
 
     Only pixels inside a replace-mask change; every other pixel is bit-identical to ``image``.
-    Regions are pasted in order, so a later region wins where two overlap. Each pixel is within
+    Regions are pasted in order of increasing detection score (ties in the given order), so where
+    two overlap the more confident detection wins: each crop is generated (and a face's privacy
+    checked) on the original pixels around it, and a doubtful detection over the top of a real
+    face must not paint over that face's replacement. Each pixel is within
     one level of ``rint(alpha * crop + (1 - alpha) * frame)`` (the blend mask holds alpha in 1/255 steps).
 
     Args:
@@ -53,7 +56,8 @@ def paste_regions(image: np.ndarray, regions: Sequence[Region], generated: Seque
         raise ValueError(f"{len(regions)} regions but {len(generated)} generated crops")
     out = image.copy()
     size = image_size(image)
-    for region, crop in zip(regions, generated):
+    for index in sorted(range(len(regions)), key=lambda i: regions[i].detection.score):
+        region, crop = regions[index], generated[index]
         if crop.shape[:2] != region.crop_size:
             raise ValueError(f"generated crop {crop.shape[:2]} does not match region {region.crop_size}")
         paste_one(out, region, np.asarray(crop, dtype=np.uint8), size)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 import logging
 from collections.abc import Callable, Sequence
@@ -28,8 +29,10 @@ DEFAULT_DETECTORS: dict[str, str] = {"face": "yunet", "body": "coco_person"}
 DEFAULT_PHOTO_DETECTOR_OPTIONS: dict[str, dict[str, Any]] = {"mediapipe_face": {"tile_size": 384}}
 
 
-def region_seed(base_seed: int, key: Sequence[int]) -> int:
-    """A 63-bit seed derived from ``base_seed`` and a key (track id, or frame and index)."""
+@functools.lru_cache(maxsize=4096)
+def region_seed(base_seed: int, key: tuple[int, ...]) -> int:
+    """A 63-bit seed derived from ``base_seed`` and a key (track id, or frame and index); cached,
+    as a track asks for its seed on every frame and a crowd has dozens of tracks."""
     state = np.random.SeedSequence([base_seed & 0xFFFFFFFF, *(k & 0xFFFFFFFF for k in key)]).generate_state(2)
     return int((int(state[0]) << 31) ^ int(state[1])) & ((1 << 63) - 1)
 

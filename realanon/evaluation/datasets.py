@@ -147,8 +147,7 @@ def vtest_splits(options: DataOptions) -> tuple[list[Sample], list[Sample]]:
     """
     from realanon.media import read_video_frames, vtest_path
 
-    total = min(options.video_frames, 795)
-    indices = np.linspace(0, total - 1, options.frames).round().astype(int).tolist()
+    indices = _vtest_indices(options)
     frames = read_video_frames(vtest_path(), indices)
     detect = box_detector(options.pseudo_gt, options.pseudo_gt_upscale, options.pseudo_gt_options)
     samples = []
@@ -156,8 +155,28 @@ def vtest_splits(options: DataOptions) -> tuple[list[Sample], list[Sample]]:
         image = _resize(frame, options.scale)
         insts = tuple(_scaled_instance(inst, options.scale, image.shape[:2], options) for inst in detect(frame))
         samples.append(Sample(image, insts, f"vtest_{idx:04d}"))
-    cut = int(round(len(samples) * options.train_fraction))
+    cut = _train_count(options)
     return samples[:cut], samples[cut:]
+
+
+def vtest_validation_originals(options: DataOptions, count: int) -> list[np.ndarray]:
+    """The full-size frames of the first ``count`` validation samples of :func:`vtest_splits`,
+    the frames its pseudo-ground-truth was found on (``(H, W, 3)`` uint8 RGB)."""
+    from realanon.media import read_video_frames, vtest_path
+
+    cut = _train_count(options)
+    return read_video_frames(vtest_path(), _vtest_indices(options)[cut : cut + count])
+
+
+def _vtest_indices(options: DataOptions) -> list[int]:
+    """The sampled frame indices of vtest.avi, in time order."""
+    total = min(options.video_frames, 795)
+    return np.linspace(0, total - 1, options.frames).round().astype(int).tolist()
+
+
+def _train_count(options: DataOptions) -> int:
+    """How many of the sampled frames (the earliest) are the train split."""
+    return int(round(options.frames * options.train_fraction))
 
 
 def coco_samples(images_dir: str, annotations: str, category: str, limit: int) -> list[Sample]:

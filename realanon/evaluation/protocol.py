@@ -202,11 +202,19 @@ class LeakOptions:
         enabled: Run the check.
         frames: Validation frames checked.
         coverage: A reference person counts as covered when this share of its box is replaced.
+        confirm_keypoints: vtest only: a pseudo-ground-truth person is a reference person only when
+            a second network, MoveNet MultiPose, finds a person in their crop of the full-size frame
+            with at least this many keypoints scoring >= ``confirm_keypoint_score``
+            (:mod:`realanon.evaluation.references`); the single detector behind the pseudo-ground-truth
+            also takes cones and rocks for people. 0 counts every pseudo-ground-truth person.
+        confirm_keypoint_score: The keypoint score that counts towards ``confirm_keypoints``.
     """
 
     enabled: bool = True
     frames: int = 30
     coverage: float = 0.5
+    confirm_keypoints: int = field(default=0, metadata={NEUTRAL_DEFAULT: True})
+    confirm_keypoint_score: float = field(default=0.3, metadata={NEUTRAL_DEFAULT: True})
 
 
 @dataclass(frozen=True)
@@ -367,6 +375,8 @@ def protocol_from_dict(data: Mapping[str, Any], default_name: str = "protocol") 
         raise ConfigError(f"data.source must be vtest or coco, got {built['data'].source!r}")
     if built["data"].source == "vtest":
         check_person_detector(built["data"].pseudo_gt, "data.pseudo_gt")
+    elif built["leak"].confirm_keypoints:
+        raise ConfigError("leak.confirm_keypoints confirms vtest's pseudo-ground-truth; coco data is annotated")
     if built["utility"].retention.enabled:
         for detector in built["utility"].retention.detectors:
             check_person_detector(detector, "utility.retention.detectors")

@@ -81,6 +81,13 @@ class Evaluation:
         return extract_faces(self.p.privacy)
 
     @cached_property
+    def leak_references(self) -> list[np.ndarray]:
+        """The leak check's reference people, per checked validation frame (found once for every method)."""
+        from realanon.evaluation.references import leak_references
+
+        return leak_references(self.splits[1][: self.p.leak.frames], self.p.data, self.p.leak)
+
+    @cached_property
     def original_descriptors(self) -> np.ndarray:
         from realanon.evaluation.privacy import face_descriptors
 
@@ -277,8 +284,7 @@ class _LazyAnonymized:
         frames = val[: p.leak.frames]
         fn = build_method(self.spec, p.utility.target, seed=p.seeds[0], device=p.device, own_detector=True)
         masks = [replaced_mask(fn(s.image, None, i)) for i, s in enumerate(frames)]
-        boxes = [np.array([inst.box_xyxy for inst in labelled(s.instances)]) for s in frames]
-        frame_share, instance_share = leak_fraction(boxes, masks, p.leak.coverage)
+        frame_share, instance_share = leak_fraction(self.ev.leak_references, masks, p.leak.coverage)
         return {"leaked_frames": frame_share, "leaked_people": instance_share}
 
 

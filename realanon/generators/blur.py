@@ -105,7 +105,12 @@ def blur_box(image: np.ndarray, box_xyxy: tuple[int, int, int, int], sigma: floa
         window = cv2.copyMakeBorder(window, 0, short_y, 0, short_x, cv2.BORDER_REPLICATE)
     small = cv2.resize(window, (bx2 - bx1, by2 - by1), interpolation=cv2.INTER_AREA)
     small = gaussian_blur(small, small_sigma)
-    # Upscaling by exactly k maps window pixel (x + 0.5) / k - 0.5 as the whole image would; the
-    # window's edges replicate where the whole image's blocks end, and are far from the box elsewhere.
-    big = cv2.resize(small, ((bx2 - bx1) * k, (by2 - by1) * k), interpolation=cv2.INTER_LINEAR)
-    return big[y1 - by1 * k : y2 - by1 * k, x1 - bx1 * k : x2 - bx1 * k]
+    # Only the blocks under the box and one more on each side are scaled up (the bilinear
+    # weights of a box pixel reach one block beyond it): upscaling by exactly k maps pixel
+    # (x + 0.5) / k - 0.5 as the whole image would; where the kept blocks end at the image's
+    # last blocks, the edge replicates as the whole image's does.
+    ux1, uy1 = max(bx1, x1 // k - 1), max(by1, y1 // k - 1)
+    ux2, uy2 = min(bx2, -(-x2 // k) + 1), min(by2, -(-y2 // k) + 1)
+    part = small[uy1 - by1 : uy2 - by1, ux1 - bx1 : ux2 - bx1]
+    big = cv2.resize(part, ((ux2 - ux1) * k, (uy2 - uy1) * k), interpolation=cv2.INTER_LINEAR)
+    return big[y1 - uy1 * k : y2 - uy1 * k, x1 - ux1 * k : x2 - ux1 * k]

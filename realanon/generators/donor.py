@@ -7,7 +7,7 @@ from the openpeople package (MIT; 10 synthetic people). For every face region th
 2. chooses an identity (:mod:`~realanon.generators.face_choice`): blends of two or three donor
    people with a face-shape variation, from a numbered pool ordered by the region's seed,
    at least ``min_distance`` (dlib) from the frame's faces and from each other; for each donor
-   person, its view closest in head pose, eye and mouth opening and skin tone is used;
+   person, its view closest in head pose, eye and mouth opening, expression and skin tone is used;
 3. ``mode="face"`` (default) replaces the inner face only, brows to chin, keeping hair, ears
    and head outline (:mod:`~realanon.generators.face_render`); ``mode="head"`` pastes the main
    donor's whole head, hair included;
@@ -442,7 +442,7 @@ class DonorFaceSwap:
 
         The seed alone picks the identity (its main donor person, uniformly among the allowed
         ones), so a video track keeps one synthetic identity while its pose and expression
-        change; that person's view closest in pose, eyes, mouth and skin tone is used.
+        change; that person's view closest in pose, eyes, mouth, expression and skin tone is used.
         """
         return self.views.best_view(self.identities([seed])[0].main, self.views.features(crop, landmarks))
 

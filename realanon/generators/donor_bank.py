@@ -11,12 +11,16 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from realanon.generators.face_expression import distance as expression_distance
 from realanon.paths import project_dir
 
 DEFAULT_BANK = project_dir("weights") / "donors" / "bank.npz"
 # Matching cost units: this many degrees of yaw/pitch, LAB units of skin colour, or
 # mouth- or eye-opening fraction each cost 1.
 _POSE_DEG, _SKIN_LAB, _MOUTH, _EYES = 12.0, 12.0, 0.05, 0.1
+# ... and this expression distance (see :mod:`~realanon.generators.face_expression`): about
+# what separates two people's resting faces, a third of a smile.
+_EXPRESSION = 0.03
 
 
 @dataclass(frozen=True)
@@ -73,7 +77,8 @@ class DonorBank:
 
 def rank_donors(bank: DonorBank, pose: np.ndarray | None, skin_lab: np.ndarray | None, mouth: float | None,
                 exclude: tuple[str, ...], eyes: float | None = None,
-                donor_eyes: np.ndarray | None = None) -> np.ndarray:
+                donor_eyes: np.ndarray | None = None, expression: np.ndarray | None = None,
+                donor_expression: np.ndarray | None = None) -> np.ndarray:
     """Indices of the allowed donors, best match first.
 
     Args:
@@ -84,6 +89,9 @@ def rank_donors(bank: DonorBank, pose: np.ndarray | None, skin_lab: np.ndarray |
         exclude: Person ids never to choose.
         eyes: Target eye opening (see :func:`face_inner.eyes_open`), or None to ignore it.
         donor_eyes: ``(N,)`` eye opening of every donor; needed with ``eyes``.
+        expression: Target ``(P, 3)`` expression offset (see :func:`face_expression.offset`),
+            or None to ignore expression.
+        donor_expression: ``(N, P, 3)`` expression offset of every donor; needed with ``expression``.
 
     Raises:
         ValueError: when every donor is excluded.
@@ -99,4 +107,6 @@ def rank_donors(bank: DonorBank, pose: np.ndarray | None, skin_lab: np.ndarray |
         cost += np.abs(bank.mouth[allowed] - mouth) / _MOUTH
     if eyes is not None and donor_eyes is not None:
         cost += np.abs(donor_eyes[allowed] - eyes) / _EYES
+    if expression is not None and donor_expression is not None:
+        cost += expression_distance(donor_expression[allowed], expression) / _EXPRESSION
     return allowed[np.argsort(cost, kind="stable")]

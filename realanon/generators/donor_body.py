@@ -15,8 +15,9 @@ each). For every body region the generator:
 3. warps it limb by limb (torso, upper and lower arms and legs, head) onto the target's pose,
    drawing a limb a side view hides (the far leg of a walker) from its mirror limb; without a
    visible torso the donor is posed into the region's box, feet and hands spread to its width;
-4. fits its contrast to the scene and adds the light's colour cast (LAB statistics of the
-   pixels outside the replace-mask; colour is muted only in a grey scene);
+4. fits its sharpness to the scene and adds the light's colour cast (LAB statistics of the
+   pixels outside the replace-mask; ``body_light.py``); colour is muted only in grey footage
+   (nothing in the crop, the person included, shows colour);
 5. lays it over the region's background, inpainted from the pixels outside the replace-mask,
    so wherever the donor does not cover the target's silhouette the scene shows, never the
    target's own pixels.
@@ -42,6 +43,7 @@ from realanon.generators.body_clothes import (
     thicken_clothes,
 )
 from realanon.generators.body_fill import fill_background
+from realanon.generators.body_light import LIGHT_FIT, fit_light, footage_colourfulness, scene_blur_sigma
 from realanon.generators.body_warp import (
     PARTS,
     align_sides,
@@ -55,28 +57,17 @@ from realanon.generators.body_warp import (
     whole_transform,
 )
 from realanon.paths import project_dir
-from realanon.postprocess.histogram import from_color_space, to_color_space
 from realanon.structures import GenerationBatch
 
 DEFAULT_BODY_BANK = project_dir("weights") / "body-donors" / "bank.npz"
 # Which views stand in for a wanted view when a person lacks it, best first.
 _FALLBACK_VIEWS = {"front": ("front", "left", "right", "back"), "back": ("back", "front", "left", "right"),
                    "left": ("left", "front", "right", "back"), "right": ("right", "front", "left", "back")}
-# The scene's lightness is taken this far (0 = the donor's own, 1 = the scene's statistics): not
-# at all by default, as people are darker than the road or grass around them (vtest: L 62 against
-# 179) and a pull towards it made donors lighter than the people they replace. The light's colour
-# cast (light_cast) is added by the second factor.
-_LIGHT_FIT, _CAST_FIT = 0.0, 0.5
-# A scene whose 90th-percentile CIELAB chroma is below the first value is grey (a film): donors
-# lose their colour there; above the second (colour footage, even a grey road) they keep it all.
-_GREY_CHROMA = (3.0, 10.0)
 # A person known only by a box narrower than this share of its height is seen from the side (the
 # bank's front views are about 0.27 as wide as tall, its side views 0.16).
 _SIDE_ASPECT = 0.22
 # A limb borrowed from the other side (the far leg of a side view) is this much darker: it is in shade.
 _FAR_SHADE = 0.8
-# Blurs tried to give the donor the scene's sharpness (pixels at the target's scale).
-_BLUR_SIGMAS = (0.0, 0.4, 0.7, 1.0)
 
 
 @dataclass(frozen=True)
@@ -121,83 +112,6 @@ class BodyBank:
         """Donor ``index`` as ``(H, W, 3)`` uint8 RGB."""
         data = self.jpeg[self.offsets[index]: self.offsets[index + 1]]
         return cv2.cvtColor(cv2.imdecode(data, cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-
-
-def fit_light(layer: np.ndarray, alpha: np.ndarray, scene: np.ndarray, light_fit: float = _LIGHT_FIT) -> np.ndarray:
-    """The layer's brightness, contrast and colour cast moved towards the scene's.
-
-    Works on CIELAB statistics (the harmonizer's colour conversions): the lightness mean and
-    spread move ``light_fit`` of the way to the scene's, the chroma is muted in a grey scene
-    (:func:`scene_colourfulness`) and the light's colour cast (:func:`light_cast`) is added by
-    ``_CAST_FIT``; the clothes keep their own colours.
-
-    Args:
-        layer: ``(h, w, 3)`` uint8 RGB donor layer.
-        alpha: ``(h, w)`` float32 donor coverage (statistics are taken where > 0.5).
-        scene: ``(m, 3)`` uint8 RGB scene pixels around the person.
-    """
-    sel = alpha > 0.5
-    if sel.sum() < 4 or len(scene) < 4:
-        return layer
-    lab = to_color_space(layer, "lab").astype(np.float32)
-    ref = to_color_space(scene.reshape(-1, 1, 3), "lab").reshape(-1, 3).astype(np.float32)
-    mu, sd = lab[..., 0][sel].mean(), lab[..., 0][sel].std() + 1e-3
-    target_mu = mu + light_fit * (ref[:, 0].mean() - mu)
-    gain = float(np.clip(ref[:, 0].std() / sd, 0.6, 1.4)) ** light_fit
-    lab[..., 0] = (lab[..., 0] - mu) * gain + target_mu
-    lab[..., 1:] = (lab[..., 1:] - 128.0) * scene_colourfulness(ref) + 128.0 + _CAST_FIT * light_cast(ref)
-    return np.asarray(from_color_space(np.clip(np.rint(lab), 0, 255).astype(np.uint8), "lab"), np.uint8)
-
-
-def scene_colourfulness(scene_lab: np.ndarray) -> float:
-    """How much of a donor's colour the scene allows, in [0, 1]: 0 in a grey film, 1 in any colour footage.
-
-    A grey road around a person in colour CCTV has little chroma spread, yet its people wear
-    colours; only a scene with (almost) no chroma anywhere (90th percentile under
-    ``_GREY_CHROMA``) mutes them.
-
-    Args:
-        scene_lab: ``(m, 3)`` float32 OpenCV CIELAB scene pixels (a, b centred on 128).
-    """
-    chroma = np.hypot(scene_lab[:, 1] - 128.0, scene_lab[:, 2] - 128.0)
-    return float(np.clip((np.percentile(chroma, 90) - _GREY_CHROMA[0]) / (_GREY_CHROMA[1] - _GREY_CHROMA[0]), 0.0, 1.0))
-
-
-def light_cast(scene_lab: np.ndarray) -> np.ndarray:
-    """``(2,)`` the light's colour cast (a, b away from neutral): the mean of the scene's least colourful half.
-
-    Grass or a red wall around a person is the colour of the surface, not of the light; the
-    nearly neutral surfaces (road, walls, sky) show the light's cast.
-    """
-    ab = scene_lab[:, 1:] - 128.0
-    chroma = np.hypot(ab[:, 0], ab[:, 1])
-    return np.asarray(ab[chroma <= np.median(chroma)].mean(axis=0), np.float32)
-
-
-def scene_blur_sigma(colour: np.ndarray, cover: np.ndarray, scene: np.ndarray, scene_mask: np.ndarray) -> float:
-    """The Gaussian blur (pixels) that gives the donor the scene's sharpness (absolute Laplacian, 90th percentile).
-
-    Args:
-        colour: ``(h, w, 3)`` float32 RGB donor layer (not premultiplied).
-        cover: ``(h, w)`` float32 donor coverage; detail is measured where > 0.5.
-        scene: ``(h, w, 3)`` uint8 RGB crop.
-        scene_mask: ``(h, w)`` bool, the scene pixels to measure (outside the replace-mask).
-    """
-    sel = cover > 0.5
-    if sel.sum() < 16 or scene_mask.sum() < 16:
-        return 0.0
-    # The 90th percentile: how crisp the scene's edges are, whatever share of it is flat.
-    detail_scene = _detail(cv2.cvtColor(scene, cv2.COLOR_RGB2GRAY), scene_mask)
-    errors = []
-    for sigma in _BLUR_SIGMAS:
-        blurred = cv2.GaussianBlur(colour, (0, 0), sigma) if sigma > 0 else colour
-        gray = cv2.cvtColor(np.clip(blurred, 0, 255).astype(np.uint8), cv2.COLOR_RGB2GRAY)
-        errors.append(abs(_detail(gray, sel) - detail_scene))
-    return float(_BLUR_SIGMAS[int(np.argmin(errors))])
-
-
-def _detail(gray: np.ndarray, where: np.ndarray) -> float:
-    return float(np.percentile(np.abs(cv2.Laplacian(gray, cv2.CV_32F))[where], 90))
 
 
 def render_parts(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, transforms: dict[str, np.ndarray],
@@ -256,7 +170,7 @@ class DonorBody:
     exclude_persons: tuple[str, ...] = ()
     recolour: bool = True
     body_margin: float = 0.05
-    light_fit: float = _LIGHT_FIT
+    light_fit: float = LIGHT_FIT
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "exclude_persons", tuple(self.exclude_persons))
@@ -326,7 +240,8 @@ class DonorBody:
             premultiplied = cv2.GaussianBlur(premultiplied, (0, 0), sigma)
             cover = cv2.GaussianBlur(cover, (0, 0), 0.5 * sigma)
         colour = np.clip(np.rint(premultiplied / np.maximum(cover, 1e-3)[..., None]), 0, 255).astype(np.uint8)
-        colour = fit_light(colour, cover, crop[~mask], self.light_fit).astype(np.float32)
+        colourfulness = footage_colourfulness(crop, crop[~mask])
+        colour = fit_light(colour, cover, crop[~mask], colourfulness, self.light_fit).astype(np.float32)
         background = fill_background(crop, mask, scene, seed)
         layer = cover[..., None] * colour + (1.0 - cover[..., None]) * background
         out[mask] = np.clip(np.rint(layer[mask]), 0, 255).astype(np.uint8)

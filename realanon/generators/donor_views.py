@@ -1,7 +1,8 @@
 """The donor bank's views as the ``donor`` generator uses them: decoded once, ranked per target.
 
 For each donor person of an identity, the view closest to the target in head pose, skin tone,
-mouth and eye opening is used (:func:`~realanon.generators.donor_bank.rank_donors`).
+mouth and eye opening and expression is used (:func:`~realanon.generators.donor_bank.rank_donors`;
+expression: :mod:`~realanon.generators.face_expression`).
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from realanon.generators import face_expression
 from realanon.generators.donor_bank import DonorBank, rank_donors
 from realanon.generators.face_identity import Identity
 from realanon.generators.face_inner import eyes_open
@@ -47,16 +49,33 @@ class DonorViews:
         """``(N,)`` eye opening of every donor view (see :func:`face_inner.eyes_open`)."""
         return np.array([eyes_open(lm) for lm in self.bank.landmarks], dtype=np.float32)
 
+    @cached_property
+    def resting(self) -> dict[str, np.ndarray]:
+        """Each donor person's resting face (see :func:`face_expression.resting_faces`)."""
+        return face_expression.resting_faces(self.bank.landmarks, self.bank.person)
+
+    @cached_property
+    def expression(self) -> np.ndarray:
+        """``(N, P, 3)`` expression offset of every donor view from its person's resting face."""
+        return np.stack([face_expression.offset(lm, self.resting[str(p)])
+                         for lm, p in zip(self.bank.landmarks, self.bank.person)])
+
+    @cached_property
+    def target_resting(self) -> np.ndarray:
+        """The reference a target's expression is measured from: the mean resting face."""
+        return face_expression.mean_resting(self.resting)
+
     def person_of(self, index: int) -> str:
         """Person id of donor ``index``."""
         return str(self.bank.person[index])
 
     def features(self, crop: np.ndarray | None, landmarks: np.ndarray | None) -> dict[str, Any]:
-        """What views are matched on: head pose, skin colour, mouth and eye opening (empty: none)."""
+        """What views are matched on: head pose, skin colour, mouth and eye opening, expression (empty: none)."""
         if landmarks is None or crop is None:
             return {}
         return {"pose": head_pose(landmarks), "skin_lab": mean_skin_lab(crop, skin_mask(landmarks, crop.shape[:2])),
-                "mouth": mouth_open(landmarks), "eyes": eyes_open(landmarks)}
+                "mouth": mouth_open(landmarks), "eyes": eyes_open(landmarks),
+                "expression": face_expression.offset(landmarks, self.target_resting)}
 
     def best_view(self, person: str, features: dict[str, Any]) -> int:
         """Index of ``person``'s view closest to ``features`` (see :meth:`features`; empty: most frontal)."""
@@ -65,7 +84,8 @@ class DonorViews:
             return int(rank_donors(self.bank, None, None, None, others)[0])
         f = features
         ranked = rank_donors(self.bank, f["pose"], f["skin_lab"], f["mouth"], others,
-                             eyes=f["eyes"], donor_eyes=self.eye_opening)
+                             eyes=f["eyes"], donor_eyes=self.eye_opening,
+                             expression=f["expression"], donor_expression=self.expression)
         return int(ranked[0])
 
     def donor_set(self, identity: Identity, features: dict[str, Any]) -> DonorSet:

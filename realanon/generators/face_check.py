@@ -17,7 +17,12 @@ One too close to any gets, in turn (:func:`settle_face`):
 4. a donor face drawn opaque over the whole replace-mask (``"opaque"``, ``opaque_tries``
    identities): the person's own outline and hair inside the mask's margin go too; also for a
    private face whose best rendering so far is still a twin for dlib (closer than 0.6);
-5. a flat fill of the face (``"fill"``), described like the others: kept hair around a flat
+5. for a face with a private rendering that is still a twin for the check (closer than
+   ``apart``, even if not for dlib's 0.6): the seed's next identities as inner faces again
+   (``late_tries``). The check's margin over 0.6 is what absorbs the few pixels by which an
+   evaluator's face box differs from the generator's; settling inside it left twins on
+   one person's emotion sheet, where the first ``tries`` identities are often used up;
+6. a flat fill of the face (``"fill"``), described like the others: kept hair around a flat
    oval can still be the person for dlib, and then the least close of everything drawn is kept
    (fail closed: never the original face). A twin alone never leads to the fill.
 
@@ -47,6 +52,9 @@ ESCALATION = ("head", "cover")
 OPAQUE_TRIES = 3
 # Whole heads tried per face at most when they are private but twins of faces already drawn.
 HEAD_TRIES = 4
+# Identities tried again as inner faces at most, after the covers, by a face whose private
+# renderings are all twins for the check.
+LATE_TRIES = 10
 # A track's face is checked again when its head turned by more than this (degrees of yaw) since.
 RECHECK_YAW = 20.0
 # ... or when its face box's look (:func:`face_look`) correlates less than this with the track's
@@ -217,7 +225,8 @@ def check_boxes(mask: np.ndarray, roll: float) -> list[tuple[float, float, float
 def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndarray], np.ndarray],
                 redraw: Callable[[], bool], fill: Callable[[], np.ndarray], people: Sequence[np.ndarray],
                 others: Sequence[np.ndarray], private: float, apart: float, tries: int,
-                head_tries: int = HEAD_TRIES, opaque_tries: int = OPAQUE_TRIES) -> Settled:
+                head_tries: int = HEAD_TRIES, opaque_tries: int = OPAQUE_TRIES,
+                late_tries: int = LATE_TRIES) -> Settled:
     """Renders one face until dlib calls it another person and nobody else of the frame.
 
     Args:
@@ -233,20 +242,26 @@ def settle_face(render: Callable[[str], np.ndarray], describe: Callable[[np.ndar
         tries: Identities tried with the normal render at most (at least 1).
         head_tries: Identities tried as whole heads at most, while heads are private but twins.
         opaque_tries: Identities tried as opaque covers at most.
+        late_tries: Identities tried again as inner faces at most when every private rendering
+            is a twin.
 
     Returns:
         The first rendering that passes both checks; else the best one that is private (the
         twin check alone never ends in a fill); else the fill when it is private; else the
         rendering (fill included) farthest from the people.
     """
-    steps = ["face"] * max(tries, 1) + list(ESCALATION) + ["opaque"] * opaque_tries
+    steps = ["face"] * max(tries, 1) + list(ESCALATION) + ["opaque"] * opaque_tries + ["late"] * late_tries
     best: Settled | None = None
     tried: list[tuple[float, Settled]] = []  # (distance to the nearest person - private, rendering)
     drawn: dict[str, int] = {}  # renders so far per step: the first uses the current identity
     while steps:
         step = steps.pop(0)
         if step == "opaque" and best is not None and best.margin >= SAME_PERSON - apart:
-            break  # private, and no twin for dlib (only within the check's margin)
+            continue  # private, and no twin for dlib (only within the check's margin): no cover
+        if step == "late":
+            if best is None:
+                break  # nothing private: on to the fill
+            step = "face"  # private but a twin: more identities
         if drawn.get(step, 0) > 0 and not redraw():
             continue
         drawn[step] = drawn.get(step, 0) + 1

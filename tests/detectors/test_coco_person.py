@@ -119,6 +119,17 @@ def test_overlapping_people_get_disjoint_masks_with_the_same_union() -> None:
     assert not (out[0].mask & out[1].mask).any()  # type: ignore[operator]
     np.testing.assert_array_equal(out[0].mask | out[1].mask, a | b)  # type: ignore[operator]
     assert out[0].mask[20, 26] and out[1].mask[20, 34]  # type: ignore[index]
+    assert a[5:45, 5:35].all() and b[5:45, 25:55].all()  # the input masks are not written to
+
+
+def test_disjoint_masks_pass_on_people_who_lose_nothing() -> None:
+    a, b, c = np.zeros((50, 90), bool), np.zeros((50, 90), bool), np.zeros((50, 90), bool)
+    a[5:45, 5:35], b[5:45, 25:55], c[5:45, 65:85] = True, True, True
+    people = [Detection((5, 5, 35, 45), 0.9, "body", mask=a), Detection((25, 5, 55, 45), 0.8, "body", mask=b),
+              Detection((65, 5, 85, 45), 0.7, "body", mask=c)]
+    out = disjoint_masks(people)
+    assert out[2] is people[2]  # far from the others: untouched, not copied
+    assert not (out[0].mask & out[1].mask).any()  # type: ignore[operator]
 
 
 def test_stages_are_swappable(frame: np.ndarray) -> None:

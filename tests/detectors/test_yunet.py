@@ -71,27 +71,28 @@ def test_yunet_small_frames_need_one_pass(monkeypatch: pytest.MonkeyPatch) -> No
     assert searched == [(360, 480)]
 
 
-def test_yunet_searches_full_resolution_on_every_other_frame_of_tracked_video_only(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_yunet_alternates_full_and_half_resolution_in_tracked_video_only(monkeypatch: pytest.MonkeyPatch) -> None:
     searched: list[tuple[int, int]] = []
     monkeypatch.setattr(yunet_module, "yunet_raw", lambda bgr, *_: searched.append(bgr.shape[:2]) or np.zeros((0, 15)))
     frame = np.zeros((1080, 1920, 3), np.uint8)
+    full, half, coarse = (1080, 1920), (540, 960), (270, 480)
 
-    def full_passes(detector: YuNetDetector) -> list[bool]:
-        passes = []
+    def passes(detector: YuNetDetector) -> list[list[tuple[int, int]]]:
+        found = []
         for index in range(4):
             searched.clear()
             detector.detect_frame(frame, index)
-            passes.append((1080, 1920) in searched)
-        return passes
+            found.append(sorted(searched))
+        return found
 
+    every_scale = [sorted([coarse, half, full])] * 4
     detector = YuNetDetector()
-    assert full_passes(detector) == [True] * 4  # untracked (photos, --no-track): every frame
+    assert passes(detector) == every_scale  # untracked (photos, --no-track): every scale, every frame
     detector.set_tracked(True)
-    assert full_passes(detector) == [True, False, True, False]
-    assert (540, 960) in searched  # the half-resolution pass still runs on the others
+    assert passes(detector) == [sorted([coarse, full]), sorted([coarse, half])] * 2
     detector.set_tracked(True)
     detector.finest_every = 1
-    assert full_passes(detector) == [True] * 4
+    assert passes(detector) == every_scale
 
 
 def test_yunet_finds_nothing_in_an_empty_frame() -> None:

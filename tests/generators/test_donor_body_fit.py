@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
 from realanon.generators._util import mask_bbox
 from realanon.generators.body_clothes import draw_identity
+from realanon.generators.body_light import footage_colourfulness, light_cast, scene_colourfulness
 from realanon.generators.body_warp import (
     LIMBS,
     apply_affine,
@@ -16,7 +18,7 @@ from realanon.generators.body_warp import (
     part_transforms,
     target_box,
 )
-from realanon.generators.donor_body import DEFAULT_BODY_BANK, DonorBody, light_cast, scene_colourfulness
+from realanon.generators.donor_body import DEFAULT_BODY_BANK, DonorBody
 
 
 def _front() -> np.ndarray:
@@ -82,6 +84,37 @@ def test_only_a_grey_scene_mutes_the_donor() -> None:
     road[:, 1:] = 128.0 + rng.normal(0, 2.0, (500, 2))
     road[:60, 1:] = (110.0, 150.0)  # a little grass at the edge of a grey road in colour footage
     assert scene_colourfulness(road) == 1.0
+
+
+def test_colour_footage_of_a_grey_backdrop_keeps_the_donors_colour() -> None:
+    rng = np.random.default_rng(0)
+    crop = np.full((80, 40, 3), 128, np.uint8)
+    crop += rng.integers(0, 3, crop.shape, dtype=np.uint8)  # a grey studio backdrop or road
+    person = np.zeros((80, 40), bool)
+    person[10:75, 14:26] = True
+    grey_person = crop.copy()
+    grey_person[person] = 60  # a grey film's person: no colour anywhere
+    assert footage_colourfulness(grey_person, grey_person[~person]) == 0.0
+    skin = grey_person.copy()
+    skin[10:20, 14:26] = (200, 150, 120)  # a colour camera shows the person's skin in colour
+    assert footage_colourfulness(skin, skin[~person]) == 1.0
+
+
+@pytest.mark.skipif(not DEFAULT_BODY_BANK.exists(), reason="weights/body-donors/bank.npz not built")
+def test_a_donor_before_a_grey_backdrop_is_grey_only_in_grey_footage() -> None:
+    generator = DonorBody()
+    grey = np.full((160, 100, 3), 128, np.uint8)  # a studio's grey backdrop, or a grey film
+    mask = np.zeros((160, 100), bool)
+    mask[10:150, 30:70] = True
+    colour = grey.copy()
+    colour[mask] = (190, 140, 110)  # in colour footage the person shows colour
+
+    def chroma(image: np.ndarray) -> float:
+        lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)[mask]
+        return float(np.percentile(np.hypot(lab[:, 1] - 128.0, lab[:, 2] - 128.0), 90))
+
+    assert chroma(generator.replace(grey, mask, None, 5)) < 3.0
+    assert chroma(generator.replace(colour, mask, None, 5)) > 10.0
 
 
 def test_light_cast_ignores_coloured_surfaces_and_keeps_a_tinted_light() -> None:

@@ -93,6 +93,18 @@ def test_a_twin_alone_never_ends_in_a_fill_and_the_least_close_is_kept() -> None
         "apart for dlib (> 0.6), only within the check's margin: no opaque cover"
 
 
+def test_a_twin_within_the_checks_margin_gets_more_identities_not_covers() -> None:
+    other = unit(0.9)
+    # Identity 1 is private and 0.62 from the other face: apart for dlib, not for the check (0.65).
+    r = Renders({(0, "face"): 0.95, (1, "face"): 1.52, (3, "face"): 1.6}, identities=6)
+    s = settle(r, [other])
+    assert r.calls[-1] == (3, "face") and "opaque" not in {c[1] for c in r.calls}
+    assert s.step == "face" and s.margin >= 0 and np.linalg.norm(s.descriptor - ORIGINAL) == pytest.approx(1.6)
+    r = Renders({(0, "face"): 0.95, (1, "face"): 1.52}, identities=6)
+    settle_face(r.render, r.describe, r.redraw, r.fill, [ORIGINAL], [other], 0.65, 0.65, 3, late_tries=2)
+    assert r.calls[-2:] == [(3, "face"), (4, "face")], "at most late_tries identities more"
+
+
 def test_a_private_head_that_is_a_twin_is_redrawn_as_another_identitys_head() -> None:
     other = unit(0.9)
     r = Renders({(0, "face"): 0.92, (1, "head"): 0.93, (2, "head"): 0.94, (3, "head"): 2.0}, identities=6)

@@ -125,7 +125,11 @@ class FrameDecoder:
 
     def _run(self) -> None:
         import av
+        from av.video.reformatter import VideoReformatter
 
+        # One converter for the whole video, on this thread: a frame's own ``to_ndarray`` makes a
+        # new swscale context for every frame, and with it a new pool of conversion threads.
+        to_rgb = VideoReformatter()
         index = 0
         streams = [self.video_in] + ([self.audio_in] if self.audio_in is not None else [])
         try:
@@ -137,7 +141,8 @@ class FrameDecoder:
                 for frame in packet.decode():
                     if not isinstance(frame, av.VideoFrame):
                         continue
-                    if not self._frames.put((index, frame.to_ndarray(format="rgb24"))):
+                    rgb = to_rgb.reformat(frame, format="rgb24", threads=1).to_ndarray()
+                    if not self._frames.put((index, rgb)):
                         return
                     index += 1
         except av.FFmpegError as err:

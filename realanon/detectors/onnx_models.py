@@ -82,7 +82,7 @@ def providers_for(device: str) -> list[str]:
 
 
 def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int | None = None,
-                 weights_dir: Path | None = None, spinning: bool = False,
+                 weights_dir: Path | None = None, spinning: bool = False, varying_sizes: bool = False,
                  outputs: Sequence[str] | None = None, free_dims: Sequence[int] = (),
                  first_rows: Mapping[str, int] | None = None) -> Any:
     """An ``onnxruntime.InferenceSession`` for a shipped model name or an ONNX file path.
@@ -90,6 +90,10 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     A shipped model is verified against the manifest's sha256 first; a path the user gives is
     only checked to exist. ``spinning`` lets idle intra-op threads busy-wait (onnxruntime's
     default; off here, as it burns CPU that decoding and encoding threads need).
+    ``varying_sizes`` (a network run on inputs of many sizes) turns off onnxruntime's memory
+    pattern, which plans one block per input size and allocates it for every run: for YuNet's
+    three scales of a 1080p frame it held twice the memory per thread for the same speed, and
+    every new page it touches is a page fault the kernel must zero.
     ``outputs`` cuts the graph so that these inner tensors are its outputs (the nodes after them
     are dropped), ``free_dims`` makes those axes of the first input any size and ``first_rows``
     cuts weights to their first rows (:func:`truncated_model`).
@@ -113,6 +117,7 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     # Idle intra-op threads sleep instead of spinning: on 2 shared cores spinning doubled the CPU
     # time of a CenterNet pass at 2 threads for no gain (scripts/profile_coco_person.py --spin).
     options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    options.enable_mem_pattern = not varying_sizes
     options.log_severity_level = 3
     try:
         return ort.InferenceSession(source, options, providers=providers_for(device))

@@ -51,7 +51,8 @@ class YuNetNetwork:
 
         if threads is None and default_threads() > 0:
             threads = max(1, default_threads() - 1)
-        self._session: Any = open_session(model, device=device, threads=threads, weights_dir=weights_dir)
+        self._session: Any = open_session(model, device=device, threads=threads, weights_dir=weights_dir,
+                                          varying_sizes=True)
         self._names = [f"{kind}_{s}" for s in STRIDES for kind in ("score", "box", "kps")]
         self._buffers = threading.local()  # each calling thread's padded input, reused frame to frame
 

@@ -95,6 +95,12 @@ def test_yunet_alternates_full_and_half_resolution_in_tracked_video_only(monkeyp
     assert passes(detector) == every_scale
 
 
+def test_yunet_session_plans_no_memory_pattern_for_its_many_input_sizes() -> None:
+    # Each input size would get its own planned block, allocated anew on every run.
+    options = YuNetDetector()._network._session.get_session_options()
+    assert options.enable_mem_pattern is False
+
+
 def test_yunet_finds_nothing_in_an_empty_frame() -> None:
     rng = np.random.default_rng(0)
     image = cv2.GaussianBlur(rng.integers(0, 255, (1080, 1920, 3), dtype=np.uint8), (0, 0), 2)

@@ -73,7 +73,8 @@ class MoveNetPose:
         self.long_side = int(long_side)
         self.crop_long_side = int(crop_long_side)
         self.min_height = float(min_height)
-        self._session = open_session(model, device=device, threads=threads)
+        # Whole frames and person crops of every shape: no memory pattern (see open_session).
+        self._session = open_session(model, device=device, threads=threads, varying_sizes=True)
         self._input = self._session.get_inputs()[0].name
         self._lock = threading.Lock()
 

@@ -40,9 +40,14 @@ PROCESS_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
 
 def set_process_env() -> None:
-    """Sets :data:`PROCESS_ENV` where the user has not; the CLI calls it before loading any model."""
+    """Sets :data:`PROCESS_ENV` where the user has not, and keeps frame-sized buffers from going
+    back to the kernel between frames (:func:`realanon.native_memory.keep_freed_memory`); the CLI
+    calls it before loading any model."""
+    from realanon.native_memory import keep_freed_memory
+
     for key, value in PROCESS_ENV.items():
         os.environ.setdefault(key, value)
+    keep_freed_memory()
 
 
 def set_quiet_env() -> None:

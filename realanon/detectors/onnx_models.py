@@ -92,8 +92,8 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     default; off here, as it burns CPU that decoding and encoding threads need).
     ``varying_sizes`` (a network run on inputs of many sizes) turns off onnxruntime's memory
     pattern, which plans one block per input size and allocates it for every run: for YuNet's
-    three scales of a 1080p frame it held twice the memory per thread for the same speed, and
-    every new page it touches is a page fault the kernel must zero.
+    three scales of a 1080p frame it only added memory per thread, and every new page it
+    touches is a page fault the kernel must zero (peak memory: ``docs/benchmarks.md``).
     ``outputs`` cuts the graph so that these inner tensors are its outputs (the nodes after them
     are dropped), ``free_dims`` makes those axes of the first input any size and ``first_rows``
     cuts weights to their first rows (:func:`truncated_model`).

@@ -240,8 +240,8 @@ class DonorBody:
             premultiplied = cv2.GaussianBlur(premultiplied, (0, 0), sigma)
             cover = cv2.GaussianBlur(cover, (0, 0), 0.5 * sigma)
         colour = np.clip(np.rint(premultiplied / np.maximum(cover, 1e-3)[..., None]), 0, 255).astype(np.uint8)
-        colourfulness = footage_colourfulness(crop, crop[~mask])
-        colour = fit_light(colour, cover, crop[~mask], colourfulness, self.light_fit).astype(np.float32)
+        around = crop[~mask]
+        colour = fit_light(colour, cover, around, footage_colourfulness(crop, around), self.light_fit).astype(np.float32)
         background = fill_background(crop, mask, scene, seed)
         layer = cover[..., None] * colour + (1.0 - cover[..., None]) * background
         out[mask] = np.clip(np.rint(layer[mask]), 0, 255).astype(np.uint8)

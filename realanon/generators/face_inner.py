@@ -38,6 +38,12 @@ _LOW_PASS_SIGMA_PX = 4.0
 _GRAIN_SAMPLES = 20000
 # The donors' detail is scaled towards the target's by at most this factor either way.
 MAX_DETAIL_GAIN = 1.6
+# The colour details: a donor pixel has at most this many times the chroma of its skin around it,
+# and skin is taken to have at least this chroma (CIELAB units; a grey photo's has none).
+MAX_CHROMA_RATIO, MIN_SKIN_CHROMA = 2.0, 4.0
+# Bare skin is within this many robust standard deviations of the skin's median colour in each
+# CIELAB channel; at least this share of the mesh's skin must be left for it to count.
+SKIN_SPREADS, MIN_BARE_SKIN = 3.0, 0.5
 
 
 def face_height(landmarks: np.ndarray) -> float:
@@ -159,6 +165,21 @@ def with_saturation_value(rgb: np.ndarray, saturation: np.ndarray, value: np.nda
     return np.asarray(np.clip(np.rint(out), 0, 255), dtype=np.uint8)
 
 
+def _bare_skin(lab: np.ndarray, skin: np.ndarray) -> np.ndarray:
+    """``skin`` without the pixels far from its median colour: hair over the forehead, a beard, a shadow.
+
+    The mesh says where skin should be, not whether hair covers it; taking a fringe's colour for
+    the skin's would tint the new face's forehead with it. Falls back to ``skin`` when too little is left.
+    """
+    if skin.sum() < 16:
+        return skin
+    values = lab[skin]
+    median = np.median(values, axis=0)
+    spread = np.maximum(1.4826 * np.median(np.abs(values - median), axis=0), (2.0, 1.0, 1.0))
+    near = (np.abs(lab - median) <= SKIN_SPREADS * spread).all(axis=-1) & skin
+    return near if near.sum() >= MIN_BARE_SKIN * skin.sum() else skin
+
+
 def _low_pass(image: np.ndarray, weight: np.ndarray, sigma: float) -> np.ndarray:
     """Normalized convolution: Gaussian mean of ``image`` over ``weight``, defined everywhere.
 
@@ -191,11 +212,17 @@ def donor_details(donor_rgb: np.ndarray, donor_skin: np.ndarray, sigma: float) -
         sigma: Low-pass scale in pixels.
 
     Returns:
-        ``(h, w, 3)`` float32 CIELAB details (donor minus its low frequencies over ``donor_skin``)
-        and their lightness spread on the skin (NaN without skin).
+        ``(h, w, 3)`` float32 details: the log of the donor's CIELAB lightness over its low
+        frequencies over ``donor_skin``, then its colour (``a + ib``) over theirs as a complex
+        ratio (real, imaginary); and the lightness details' spread on the skin (NaN without skin).
     """
     donor = cv2.cvtColor(donor_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    detail = donor - _low_pass(donor, donor_skin, sigma)
+    low = _low_pass(donor, _bare_skin(donor, donor_skin), sigma)
+    colour, low_colour = donor[..., 1] + 1j * donor[..., 2], low[..., 1] + 1j * low[..., 2]
+    ratio = colour * np.conj(low_colour) / np.maximum(np.abs(low_colour), MIN_SKIN_CHROMA) ** 2
+    ratio *= np.minimum(1.0, MAX_CHROMA_RATIO / np.maximum(np.abs(ratio), 1e-6))
+    shade = np.log(np.maximum(donor[..., 0], 1.0) / np.maximum(low[..., 0], 1.0))
+    detail = np.stack([shade, ratio.real, ratio.imag], axis=-1).astype(np.float32)
     spread = float(detail[donor_skin, 0].std()) if donor_skin.any() else float("nan")
     return detail, spread
 
@@ -204,10 +231,13 @@ def tone_details(details: tuple[np.ndarray, float], target_rgb: np.ndarray, targ
                  sigma: float) -> np.ndarray:
     """The donor's details on the target's low frequencies (skin tone, light, shading).
 
-    In CIELAB: ``low(target) + gain * (donor - low(donor))``, where ``low`` is a Gaussian
-    (``sigma`` pixels) mean over bare skin only, so eyes, brows and lips stay in the details.
-    ``gain`` matches the donor's detail contrast (lightness) to the target's, within
-    ``1 / MAX_DETAIL_GAIN`` and ``MAX_DETAIL_GAIN``.
+    In CIELAB: ``low(target) * (donor / low(donor))``, where ``low`` is a Gaussian (``sigma``
+    pixels) mean over bare skin only, so eyes, brows and lips stay in the details. Each feature
+    keeps its share of the skin's lightness and chroma and its turn of hue: an eyelid a third
+    darker than a pale donor's skin is a third darker than a dark target's, not black, and a
+    brow much less red than a ruddy donor's skin does not turn green on a paler one. The
+    lightness ratio is raised to ``gain``, which matches the donor's detail contrast to the
+    target's within ``1 / MAX_DETAIL_GAIN`` and ``MAX_DETAIL_GAIN``.
 
     Args:
         details: The donor's details and their spread (see :func:`donor_details`).
@@ -220,14 +250,14 @@ def tone_details(details: tuple[np.ndarray, float], target_rgb: np.ndarray, targ
     """
     detail, spread = details
     target = cv2.cvtColor(target_rgb.astype(np.float32) / 255.0, cv2.COLOR_RGB2LAB)
-    target_low = _low_pass(target, target_skin, sigma)
+    target_low = _low_pass(target, _bare_skin(target, target_skin), sigma)
     if np.isfinite(spread) and target_skin.any():
-        fine = target[..., 0] - target_low[..., 0]
+        fine = np.log(np.maximum(target[..., 0], 1.0) / np.maximum(target_low[..., 0], 1.0))
         gain = float(np.clip(fine[target_skin].std() / max(spread, 1e-3), 1.0 / MAX_DETAIL_GAIN, MAX_DETAIL_GAIN))
-        detail = detail.copy()
-        detail[..., 0] *= gain
-    lab = target_low + detail
-    lab[..., 0] = np.clip(lab[..., 0], 0.0, 100.0)
+        detail = detail * np.array([gain, 1.0, 1.0], dtype=np.float32)
+    colour = (target_low[..., 1] + 1j * target_low[..., 2]) * (detail[..., 1] + 1j * detail[..., 2])
+    lightness = np.clip(target_low[..., 0] * np.exp(detail[..., 0]), 0.0, 100.0)
+    lab = np.stack([lightness, colour.real, colour.imag], axis=-1)
     rgb = cv2.cvtColor(lab.astype(np.float32), cv2.COLOR_LAB2RGB)
     return np.asarray(np.clip(np.rint(rgb * 255.0), 0, 255), dtype=np.uint8)
 

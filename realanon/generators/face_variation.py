@@ -22,6 +22,9 @@ SHAPE_PARAMS = 7
 SHAPE_SIGMA, SHAPE_CLIP = 0.035, 2.0
 # Radius of each part's influence, in face heights.
 _RADIUS = 0.16
+# Sideways moves fade to nothing towards the midline over this width (face heights), so points
+# on either side of the nose bridge or lips never pass each other (that folds the warp into a tear).
+_MIDLINE = 0.1
 _NOSE_TIP, _CHIN = 1, 152
 
 
@@ -61,7 +64,7 @@ def vary_shape(landmarks: np.ndarray, shape: tuple[float, ...]) -> np.ndarray:
     lips = local[groups["lips"]].mean(axis=0)
     chin = local[_CHIN]
     spread, eye_h, nose, mouth_h, mouth_w, jaw, chin_h = shape
-    side = np.sign(local[:, 0])
+    side = np.clip(local[:, 0] / _MIDLINE, -1.0, 1.0)
 
     def near(cx: float, cy: float) -> np.ndarray:
         d2 = (np.abs(local[:, 0]) - cx) ** 2 + (local[:, 1] - cy) ** 2
@@ -72,7 +75,7 @@ def vary_shape(landmarks: np.ndarray, shape: tuple[float, ...]) -> np.ndarray:
     w_eye = near(eye_x, eye_y)
     shift[:, 0] += spread * side * w_eye
     shift[:, 1] += eye_h * w_eye
-    shift[:, 1] += nose * near(0.0, 0.0) * (local[:, 1] > eye_y)
+    shift[:, 1] += nose * near(0.0, 0.0) * np.clip((local[:, 1] - eye_y) / _MIDLINE, 0.0, 1.0)
     w_mouth = near(0.0, float(lips[1])) + near(abs(float(lips[0])) + 0.08, float(lips[1]))
     shift[:, 1] += mouth_h * np.minimum(w_mouth, 1.0)
     shift[:, 0] += mouth_w * side * near(0.09, float(lips[1]))

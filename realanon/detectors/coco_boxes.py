@@ -317,7 +317,7 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
                      min_height_fraction: float = MIN_HEIGHT_FRACTION,
                      fit_tiles: bool = FIT_TILES, follow: bool = FOLLOW,
                      follow_min_score: float = FOLLOW_MIN_SCORE,
-                     follow_min_input: int = FOLLOW_MIN_INPUT) -> TiledPersonDetector:
+                     follow_min_input: int = FOLLOW_MIN_INPUT, fold_activations: bool = True) -> TiledPersonDetector:
     """People found by the shipped CenterNet, tiled (the box stage of ``coco_person``).
 
     Args:
@@ -325,13 +325,15 @@ def centernet_person(min_score: float = 0.25, min_height: float = 24.0, overlap:
         model: Shipped model name or an ONNX file with the same input and output.
         device: ``"cuda"`` uses onnxruntime's CUDA provider when available.
         threads: onnxruntime intra-op threads (default ``OMP_NUM_THREADS``, else its choice).
+        fold_activations: Run the network's hard-swish and hard-sigmoid as single operators (same
+            heatmaps up to float rounding, less CPU; :class:`CenterNetBoxes`).
         min_height, overlap, nms_iou, spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow,
         follow_min_score, follow_min_input: See :class:`TiledPersonDetector`.
     """
     decode_from = min(min_score, follow_min_score) if follow else min_score
-    return TiledPersonDetector(CenterNetBoxes(model, decode_from, device, threads), min_height, overlap, nms_iou,
-                               spread, cut_threshold, pieces, min_height_fraction, fit_tiles, follow, min_score,
-                               follow_min_score, follow_min_input)
+    boxes = CenterNetBoxes(model, decode_from, device, threads, fold_activations)
+    return TiledPersonDetector(boxes, min_height, overlap, nms_iou, spread, cut_threshold, pieces,
+                               min_height_fraction, fit_tiles, follow, min_score, follow_min_score, follow_min_input)
 
 
 @register_detector("nanodet_person")

@@ -18,6 +18,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from realanon.detectors.onnx_rewrite import fold_hard_activations
 from realanon.weights import WEIGHTS_DIR, WeightsError, read_manifest, sha256_file
 
 _VERIFIED: dict[tuple[str, float, int], str] = {}  # (path, mtime, size) -> sha256 already checked
@@ -84,7 +85,7 @@ def providers_for(device: str) -> list[str]:
 def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int | None = None,
                  weights_dir: Path | None = None, spinning: bool = False, varying_sizes: bool = False,
                  outputs: Sequence[str] | None = None, free_dims: Sequence[int] = (),
-                 first_rows: Mapping[str, int] | None = None) -> Any:
+                 first_rows: Mapping[str, int] | None = None, fold_activations: bool = False) -> Any:
     """An ``onnxruntime.InferenceSession`` for a shipped model name or an ONNX file path.
 
     A shipped model is verified against the manifest's sha256 first; a path the user gives is
@@ -95,8 +96,9 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     three scales of a 1080p frame it only added memory per thread, and every new page it
     touches is a page fault the kernel must zero (peak memory: ``docs/benchmarks.md``).
     ``outputs`` cuts the graph so that these inner tensors are its outputs (the nodes after them
-    are dropped), ``free_dims`` makes those axes of the first input any size and ``first_rows``
-    cuts weights to their first rows (:func:`truncated_model`).
+    are dropped), ``free_dims`` makes those axes of the first input any size, ``first_rows``
+    cuts weights to their first rows and ``fold_activations`` writes MobileNetV3's spelled-out
+    hard-swish and hard-sigmoid as single operators (:func:`truncated_model`).
 
     Raises:
         WeightsError: missing or altered file, or a file onnxruntime cannot load.
@@ -110,7 +112,7 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
     verify(path, sha)
     source: str | bytes = str(path)
     if outputs:
-        source = truncated_model(path, outputs, free_dims, first_rows)
+        source = truncated_model(path, outputs, free_dims, first_rows, fold_activations)
     options = ort.SessionOptions()
     options.intra_op_num_threads = default_threads() if threads is None else int(threads)
     options.inter_op_num_threads = 1
@@ -126,13 +128,16 @@ def open_session(name_or_path: str | Path, *, device: str = "cpu", threads: int 
 
 
 def truncated_model(path: Path, outputs: Sequence[str], free_dims: Sequence[int] = (),
-                    first_rows: Mapping[str, int] | None = None) -> bytes:
+                    first_rows: Mapping[str, int] | None = None, fold_activations: bool = False) -> bytes:
     """The ONNX model at ``path`` cut after the tensors ``outputs``, serialized.
 
     Only the nodes those tensors depend on are kept (with their initializers); axes
     ``free_dims`` of the first input become symbolic, so that a fully convolutional part of a
     network can run on inputs of any size. ``first_rows`` keeps only the first rows (axis 0) of
     the named initializers: the first output channels of a convolution, when only those are used.
+    ``fold_activations`` then rewrites hard-swish and hard-sigmoid patterns
+    (:func:`~realanon.detectors.onnx_rewrite.fold_hard_activations`: same outputs up to float
+    rounding, fewer operators).
 
     Raises:
         WeightsError: the file cannot be parsed or has no tensor of one of those names.
@@ -166,6 +171,8 @@ def truncated_model(path: Path, outputs: Sequence[str], free_dims: Sequence[int]
     dims = graph.input[0].type.tensor_type.shape.dim
     for axis in free_dims:
         dims[axis].dim_param = f"free_{axis}"
+    if fold_activations:
+        fold_hard_activations(model)
     return bytes(model.SerializeToString())
 
 

@@ -19,7 +19,9 @@ to predict):
 - ``L person``, ``L donor``, ``L scene``: mean CIELAB lightness (OpenCV's 0-255 scale) of the
   original person (mask), of the donor (coverage > 0.5) and of a ring of scene around the mask;
 - ``sd L``: the spread of lightness inside the person and the donor;
-- ``chroma``: mean CIELAB chroma of the person and of the donor.
+- ``chroma``: mean CIELAB chroma of the person and of the donor;
+- ``covered``: the share of the person's mask pixels the donor covers (coverage > 0.5); the rest
+  shows the scene fill.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ from realanon.evaluation.methods import build_method
 from realanon.evaluation.protocol import load_protocol
 
 COLUMNS = ("top", "bottom", "left", "right", "height", "width", "area", "L person", "L donor", "L scene",
-           "sd L person", "sd L donor", "chroma person", "chroma donor")
+           "sd L person", "sd L donor", "chroma person", "chroma donor", "covered")
 
 
 @contextmanager
@@ -72,7 +74,8 @@ def person_row(inst: object, cover: np.ndarray, lab_orig: np.ndarray, lab_out: n
     return [ys.min() - y0, ys.max() + 1 - y1, xs.min() - x0, xs.max() + 1 - x1,
             (ys.max() + 1 - ys.min()) / bh, (xs.max() + 1 - xs.min()) / bw, body.sum() / mask.sum(),
             lab_orig[..., 0][mask].mean(), lab_out[..., 0][body].mean(), lab_orig[..., 0][ring].mean(),
-            lab_orig[..., 0][mask].std(), lab_out[..., 0][body].std(), chroma(lab_orig, mask), chroma(lab_out, body)]
+            lab_orig[..., 0][mask].std(), lab_out[..., 0][body].std(), chroma(lab_orig, mask), chroma(lab_out, body),
+            float(body[mask].mean())]
 
 
 def main() -> None:

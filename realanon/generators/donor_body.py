@@ -15,6 +15,8 @@ each). For every body region the generator:
 3. warps it limb by limb (torso, upper and lower arms and legs, head) onto the target's pose,
    drawing a limb a side view hides (the far leg of a walker) from its mirror limb; without a
    visible torso the donor is posed into the region's box, feet and hands spread to its width;
+   then grown out to the target's outline (a few pixels of its nearest pixels' colour, never the
+   target's; ``body_warp.fit_outline``), so the scene does not show through a slim donor;
 4. fits its sharpness to the scene and adds the light's colour cast (LAB statistics of the
    pixels outside the replace-mask; ``body_light.py``); colour is muted only in grey footage
    (nothing in the crop, the person included, shows colour);
@@ -49,8 +51,10 @@ from realanon.generators.body_warp import (
     align_sides,
     borrowed_limbs,
     box_pose,
+    fit_outline,
     part_labels,
     part_transforms,
+    person_outline,
     target_box,
     view_of,
     visible,
@@ -151,6 +155,25 @@ def render_parts(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, transfor
     return colour, cover
 
 
+def bleed_colour(rgb: np.ndarray, solid: np.ndarray) -> np.ndarray:
+    """``rgb`` with every pixel outside ``solid`` given the colour of the nearest ``solid`` pixel.
+
+    The bank's crops show a grey studio behind each person; resizing and warping mix it into the
+    person's edge pixels, and a person 40 pixels tall is mostly edge: the backdrop washed dark
+    clothes out to grey. Bled first, every pixel a filter mixes in is the person's own colour.
+
+    Args:
+        rgb: ``(h, w, 3)`` uint8 donor.
+        solid: ``(h, w)`` bool pixels whose colour is right (the person, inside its matte).
+    """
+    if not solid.any() or solid.all():
+        return rgb
+    _, nearest = cv2.distanceTransformWithLabels((~solid).astype(np.uint8), cv2.DIST_L2, 5,
+                                                 labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(solid)  # the labels number the solid pixels in this (row-major) order
+    return np.asarray(rgb[ys[nearest - 1], xs[nearest - 1]], np.uint8)
+
+
 @dataclass(frozen=True)
 class DonorBody:
     """Replaces every person with a warped, recoloured, scene-lit donor body from the bank.
@@ -179,6 +202,19 @@ class DonorBody:
     def donors(self) -> BodyBank:
         """The loaded bank (read on first use)."""
         return BodyBank.load(self.bank or DEFAULT_BODY_BANK)
+
+    @cached_property
+    def _decoded(self) -> dict[int, np.ndarray]:
+        return {}
+
+    def donor_rgb(self, index: int) -> np.ndarray:
+        """Donor ``index``'s ``(H, W, 3)`` uint8 RGB, its studio backdrop bled away (:func:`bleed_colour`);
+        decoded once (read-only; the whole bank is about 11 MB decoded)."""
+        if index not in self._decoded:
+            rgb = bleed_colour(self.donors.image(index), self.donors.labels[index] > 0)  # labels: the matte > 127
+            rgb.flags.writeable = False
+            self._decoded[index] = rgb
+        return self._decoded[index]
 
     def __call__(self, batch: GenerationBatch) -> list[np.ndarray]:
         out = []
@@ -233,6 +269,9 @@ class DonorBody:
         x1, y1, x2, y2 = target_box(mask, kp, self.body_margin)
         index = self.choose_view(identity.person, kp, (x2 - x1, y2 - y1), seed)
         premultiplied, cover = self.donor_layer((crop.shape[0], crop.shape[1]), mask, kp, index, identity)
+        colour, cover = fit_outline(premultiplied / np.maximum(cover, 1e-3)[..., None], cover,
+                                    person_outline(mask, self.body_margin))
+        premultiplied = colour * cover[..., None]
         # Texture and sharpness are measured clear of the mask, so no filter reaches the target's pixels.
         scene = cv2.erode((~mask).astype(np.uint8), np.ones((11, 11), np.uint8)) > 0
         sigma = scene_blur_sigma(premultiplied / np.maximum(cover, 1e-3)[..., None], cover, crop, scene)
@@ -250,7 +289,7 @@ class DonorBody:
     def donor_layer(self, size_hw: tuple[int, int], mask: np.ndarray, kp: np.ndarray | None, index: int,
                     identity: Identity) -> tuple[np.ndarray, np.ndarray]:
         """Donor ``index`` recoloured and warped onto the target: ``(h, w, 3)`` colour, ``(h, w)`` coverage."""
-        rgb, alpha = self.donors.image(index), self.donors.alpha[index]
+        rgb, alpha = self.donor_rgb(index), self.donors.alpha[index]
         labels, donor_kp = self.donors.labels[index], self.donors.keypoints[index].copy()
         transforms = part_transforms(align_sides(donor_kp, kp), kp) if kp is not None else None
         sources: dict[str, str] = {}
@@ -279,7 +318,7 @@ class DonorBody:
         parts = part_labels(donor_kp, alpha > 127)
         if self.recolour:
             hips = donor_kp[[11, 12], 1]
-            rgb = recolour_clothes(rgb, labels, float(hips.mean()), identity, parts)
+            rgb = bleed_colour(recolour_clothes(rgb, labels, float(hips.mean()), identity, parts), labels > 0)
             height = float(np.ptp(np.nonzero(alpha > 127)[0])) if (alpha > 127).any() else 0.0
             rgb, alpha, parts = thicken_clothes(rgb, alpha, parts, dressed_pixels(labels, parts, identity),
                                                 identity.bulk * height)

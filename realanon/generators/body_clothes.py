@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from realanon.generators.body_warp import PARTS
+from realanon.generators.body_warp import PARTS, nearest_pixels
 
 # The bank's part labels: 0 background, skin (skin, hair and face), clothes.
 SKIN, CLOTH = 1, 2
@@ -111,15 +111,12 @@ def thicken_clothes(rgb: np.ndarray, alpha: np.ndarray, parts: np.ndarray, dress
     """
     if radius <= 0 or not dressed.any():
         return rgb, alpha, parts
-    dist, nearest = cv2.distanceTransformWithLabels((~dressed).astype(np.uint8), cv2.DIST_L2, 5,
-                                                    labelType=cv2.DIST_LABEL_PIXEL)
-    ys, xs = np.nonzero(dressed)  # the labels number the clothed pixels in this (row-major) order
+    dist, rows, cols = nearest_pixels(dressed)
     grow = np.clip(radius + 0.5 - dist, 0.0, 1.0)
     new = (alpha < 128) & (grow > 0)
-    src = nearest[new] - 1
     rgb, parts = rgb.copy(), parts.copy()
-    rgb[new] = rgb[ys[src], xs[src]]
-    parts[new] = parts[ys[src], xs[src]]
+    rgb[new] = rgb[rows[new], cols[new]]
+    parts[new] = parts[rows[new], cols[new]]
     alpha = np.maximum(alpha, np.rint(255.0 * grow).astype(np.uint8))
     return rgb, alpha, parts
 

@@ -280,6 +280,21 @@ def target_box(mask: np.ndarray, target_kp: np.ndarray | None, margin: float) ->
     return box
 
 
+def nearest_pixels(solid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For every pixel, its distance to the nearest ``solid`` pixel and that pixel's row and column.
+
+    Args:
+        solid: ``(h, w)`` bool, not empty.
+
+    Returns:
+        ``(dist, rows, cols)``: ``(h, w)`` float32 distances (0 on ``solid``) and int indices.
+    """
+    dist, nearest = cv2.distanceTransformWithLabels((~solid).astype(np.uint8), cv2.DIST_L2, 5,
+                                                    labelType=cv2.DIST_LABEL_PIXEL)
+    ys, xs = np.nonzero(solid)  # the labels number the solid pixels in this (row-major) order
+    return dist, ys[nearest - 1], xs[nearest - 1]
+
+
 def person_outline(mask: np.ndarray, margin: float) -> np.ndarray:
     """``(h, w)`` bool: the person inside a body replace-mask, the mask shrunk by the ``margin`` it
     was grown by (``regions.rasterize_body_mask``: a disc of ``margin`` of the person's height)."""
@@ -314,13 +329,10 @@ def fit_outline(colour: np.ndarray, cover: np.ndarray, outline: np.ndarray) -> t
     if not solid.any() or not outline.any() or outline.sum() > _BOX_FILL * (x2 - x1) * (y2 - y1):
         return colour, cover
     reach = min(max(_MIN_REACH, _OUTLINE_REACH * (y2 - y1)), _MAX_REACH)
-    dist, nearest = cv2.distanceTransformWithLabels((~solid).astype(np.uint8), cv2.DIST_L2, 5,
-                                                    labelType=cv2.DIST_LABEL_PIXEL)
-    ys, xs = np.nonzero(solid)  # the labels number the solid pixels in this (row-major) order
+    dist, rows, cols = nearest_pixels(solid)
     grow = outline & (dist <= reach) & ~solid
-    src = nearest[grow] - 1
     colour, cover = colour.copy(), cover.copy()
-    colour[grow] = colour[ys[src], xs[src]]
+    colour[grow] = colour[rows[grow], cols[grow]]
     cover[outline & (dist <= reach)] = 1.0
     return colour, cover
 

@@ -52,6 +52,7 @@ from realanon.generators.body_warp import (
     borrowed_limbs,
     box_pose,
     fit_outline,
+    nearest_pixels,
     part_labels,
     part_transforms,
     person_outline,
@@ -168,10 +169,8 @@ def bleed_colour(rgb: np.ndarray, solid: np.ndarray) -> np.ndarray:
     """
     if not solid.any() or solid.all():
         return rgb
-    _, nearest = cv2.distanceTransformWithLabels((~solid).astype(np.uint8), cv2.DIST_L2, 5,
-                                                 labelType=cv2.DIST_LABEL_PIXEL)
-    ys, xs = np.nonzero(solid)  # the labels number the solid pixels in this (row-major) order
-    return np.asarray(rgb[ys[nearest - 1], xs[nearest - 1]], np.uint8)
+    _, rows, cols = nearest_pixels(solid)
+    return np.asarray(rgb[rows, cols], np.uint8)
 
 
 @dataclass(frozen=True)
